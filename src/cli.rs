@@ -1,0 +1,231 @@
+//! The command line: `run`, `check`, `demo` and `certs dev`. Parses arguments, wires the
+//! pieces together, and maps failures to exit codes (64 for bad configuration, as sysexits'
+//! `EX_USAGE`; 1 for failures at run time).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigErrors, Overrides};
+use crate::server::{self, StartError};
+use crate::telemetry::{self, LogFormat};
+use crate::tls::CertStore;
+use crate::{demo, devcerts};
+
+/// Exit code for configuration errors.
+pub const EXIT_CONFIG: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about = "Auth- and TLS-terminating reverse-proxy sidecar")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve with a config file until SIGTERM or SIGINT.
+    Run(RunArgs),
+    /// Validate a config file and load its certificates, then exit (0 valid, 64 invalid).
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// HTTPS on 127.0.0.1:8443 with development certificates, in front of a built-in echo app.
+    Demo(DemoArgs),
+    /// Certificate helpers.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The config file (YAML, `version: 1`).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Replace `listen.https`.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Replace `listen.admin`.
+    #[arg(long)]
+    admin: Option<String>,
+    /// Replace `upstream.url` (`http://127.0.0.1:3000` or `unix:/path`).
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Replace `log.format` (`text` or `json`).
+    #[arg(long)]
+    log_format: Option<String>,
+    /// Replace `log.level`.
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Public HTTPS address.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: String,
+    /// Admin address (`/healthz`, `/readyz`, `/metrics`).
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    admin: String,
+    /// Directory for the development CA and certificate (made if missing).
+    #[arg(long, default_value = "certs-dev")]
+    certs: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// Write a local CA and a certificate for localhost, 127.0.0.1, ::1 and extra names.
+    Dev {
+        /// Output directory.
+        #[arg(long, default_value = "certs-dev")]
+        out: PathBuf,
+        /// An extra name for the certificate (repeatable).
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("gatehouse: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Check { config } => check(config),
+            Command::Demo(args) => run_demo(args).await,
+            Command::Certs {
+                command: CertsCommand::Dev { out, names },
+            } => certs_dev(out, &names),
+        }
+    })
+}
+
+fn config_failure(errors: &ConfigErrors) -> ExitCode {
+    eprintln!("{errors}");
+    eprintln!("gatehouse: configuration invalid ({} problem(s))", errors.0.len());
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn check(path: PathBuf) -> ExitCode {
+    let config = match config::load(&path, &Overrides::default()) {
+        Ok(config) => config,
+        Err(errors) => return config_failure(&errors),
+    };
+    if let Some(tls) = &config.tls
+        && let Err(errors) = CertStore::load(tls)
+    {
+        return config_failure(&ConfigErrors(errors));
+    }
+    println!("{}: ok", path.display());
+    ExitCode::SUCCESS
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let overrides = Overrides {
+        https: args.listen,
+        admin: args.admin,
+        upstream: args.upstream,
+        log_format: args.log_format,
+        log_level: args.log_level,
+    };
+    let config = match config::load(&args.config, &overrides) {
+        Ok(config) => config,
+        Err(errors) => return config_failure(&errors),
+    };
+    serve(config).await
+}
+
+/// Starts the server, waits for SIGTERM/SIGINT, drains, and exits.
+async fn serve(config: Config) -> ExitCode {
+    telemetry::init_logging(config.log.format, &config.log.level);
+    let running = match server::start(config).await {
+        Ok(running) => running,
+        Err(StartError::Config(errors)) => return config_failure(&errors),
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    wait_for_signal().await;
+    running.shutdown();
+    running.stopped().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn run_demo(args: DemoArgs) -> ExitCode {
+    telemetry::init_logging(LogFormat::Text, "info");
+    let paths = match devcerts::ensure(&args.certs, &[]) {
+        Ok((paths, _)) => paths,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let echo = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("gatehouse: cannot start the demo app: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let echo_addr = match echo.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio::spawn(demo::echo(echo));
+    let config = match demo::config(&paths, &args.listen, &args.admin, echo_addr) {
+        Ok(config) => config,
+        Err(errors) => return config_failure(&errors),
+    };
+    let port = config.listen.https.map_or(8443, |a| a.port());
+    eprintln!(
+        "\nGatehouse demo\n  open   https://localhost:{port}/  (trust {ca} first, see README)\n  or     curl --cacert {ca} https://localhost:{port}/\n  admin  http://{admin}/metrics\n  stop   Ctrl-C\n",
+        ca = paths.ca_cert.display(),
+        admin = config.listen.admin,
+    );
+    serve(config).await
+}
+
+fn certs_dev(out: PathBuf, names: &[String]) -> ExitCode {
+    match devcerts::ensure(&out, names) {
+        Ok((paths, report)) => {
+            let said = |done: bool| if done { "created" } else { "kept" };
+            println!("{} CA          {}", said(report.created_ca), paths.ca_cert.display());
+            println!("{} certificate {}", said(report.issued_leaf), paths.cert.display());
+            println!("private keys (mode 0600): {}, {}", paths.ca_key.display(), paths.key.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,624 @@
+//! Configuration: one YAML file (`version: 1`), validated completely before anything starts.
+//!
+//! `raw` mirrors the file (and documents every key); this module turns it into the validated
+//! types the rest of the crate uses. Every problem becomes a [`ConfigError`] naming the file,
+//! line, column and field, and all of them are reported together. Nothing here does network
+//! I/O; file contents (certificates) are read by `tls` when it loads them.
+
+mod raw;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde_saphyr::{Location, Spanned};
+
+use crate::telemetry::LogFormat;
+pub use raw::RawConfig;
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the value did not come from the file (a command-line flag).
+    pub line: u64,
+    pub column: u64,
+    /// Dotted path of the field, e.g. `upstream.timeout` or `tls.certificates[1].key_file`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.display();
+        match self.line {
+            0 => write!(f, "{file}: {}: {}", self.field, self.message),
+            line => write!(f, "{file}:{line}:{}: {}: {}", self.column, self.field, self.message),
+        }
+    }
+}
+
+/// Every problem found in one config file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Where a validated value came from, so that errors found later (a certificate that does not
+/// load) can still name the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub line: u64,
+    pub column: u64,
+    pub field: String,
+}
+
+impl Origin {
+    pub fn error(&self, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: self.line,
+            column: self.column,
+            field: self.field.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Listen,
+    pub tls: Option<TlsSettings>,
+    pub upstream: Upstream,
+    pub limits: Limits,
+    pub trusted_proxies: Vec<IpNet>,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub https: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub admin: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub certificates: Vec<CertificateSource>,
+    pub handshake_timeout: Duration,
+    pub reload_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct CertificateSource {
+    pub cert_file: PathBuf,
+    pub key: KeySource,
+    /// Explicit SNI names; empty means "the certificate's own DNS names".
+    pub names: Vec<String>,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    File(PathBuf),
+    /// An environment variable holding the PEM key. Read when certificates load, never logged.
+    Env(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub target: UpstreamTarget,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamTarget {
+    /// `host:port` of a plaintext HTTP/1.1 server.
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_concurrent_streams: u32,
+    pub max_connections: usize,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// Values given on the command line; each replaces the file's value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub https: Option<String>,
+    pub admin: Option<String>,
+    pub upstream: Option<String>,
+    pub log_format: Option<String>,
+    pub log_level: Option<String>,
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_owned(),
+            line: 0,
+            column: 0,
+            field: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    parse(&text, path, overrides)
+}
+
+/// Parses and validates config text; `path` names it in errors and anchors relative paths.
+pub fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> {
+    let mut raw: RawConfig = serde_saphyr::from_str(text)
+        .map_err(|e| ConfigErrors(vec![syntax_error(&e, text, path)]))?;
+    apply_overrides(&mut raw, overrides);
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut v = Validator {
+        file: path,
+        base,
+        errors: Vec::new(),
+    };
+    let config = v.config(raw);
+    if v.errors.is_empty() {
+        Ok(config)
+    } else {
+        v.errors.sort_by_key(|e| (e.line, e.column));
+        Err(ConfigErrors(v.errors))
+    }
+}
+
+fn syntax_error(error: &serde_saphyr::Error, text: &str, path: &Path) -> ConfigError {
+    let (line, column) = error
+        .location()
+        .map_or((0, 0), |l| (l.line(), l.column()));
+    let message = error.without_snippet().to_string();
+    // The parser's own message may carry a location prefix; ours is in front already.
+    let message = message
+        .split_once(" at line ")
+        .map_or(message.as_str(), |(m, _)| m)
+        .trim()
+        .to_owned();
+    ConfigError {
+        file: path.to_owned(),
+        line,
+        column,
+        field: yaml_path_at(text, line).unwrap_or_else(|| "(document)".into()),
+        message,
+    }
+}
+
+/// The dotted key path of the mapping key on `line` (1-based) of block-style YAML, found from
+/// indentation: good enough to name the field of a parse error.
+fn yaml_path_at(text: &str, line: u64) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let index = usize::try_from(line).ok()?.checked_sub(1)?;
+    let mut path = Vec::new();
+    let mut limit = usize::MAX;
+    for l in lines.get(..=index)?.iter().rev() {
+        let content = l.trim_start();
+        let indent = l.len() - content.len();
+        if content.is_empty() || content.starts_with('#') || indent >= limit {
+            continue;
+        }
+        let (item, key_indent) = match content.strip_prefix("- ") {
+            Some(item) => (item, indent + 2),
+            None => (content, indent),
+        };
+        // A key at the same depth as the one below it is a sibling in the same list item.
+        let is_ancestor = key_indent < limit;
+        if let Some((key, _)) = item.split_once(':').filter(|_| is_ancestor) {
+            let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+            if !key.is_empty() && !key.contains(' ') {
+                path.push(key.to_owned());
+            }
+        }
+        limit = indent;
+        if indent == 0 {
+            break;
+        }
+    }
+    path.reverse();
+    (!path.is_empty()).then(|| path.join("."))
+}
+
+fn apply_overrides(raw: &mut RawConfig, o: &Overrides) {
+    let flag = |v: &Option<String>| v.clone().map(|s| Spanned::new(s, UNKNOWN, UNKNOWN));
+    let listen = raw.listen.get_or_insert_with(Default::default);
+    if o.https.is_some() {
+        listen.https = flag(&o.https);
+    }
+    if o.admin.is_some() {
+        listen.admin = flag(&o.admin);
+    }
+    if o.upstream.is_some() {
+        raw.upstream.get_or_insert_with(Default::default).url = flag(&o.upstream);
+    }
+    let log = raw.log.get_or_insert_with(Default::default);
+    if o.log_format.is_some() {
+        log.format = flag(&o.log_format);
+    }
+    if o.log_level.is_some() {
+        log.level = flag(&o.log_level);
+    }
+}
+
+const UNKNOWN: Location = Location::UNKNOWN;
+
+/// Parses `500ms`, `10s`, `5m`, `1h` (whole numbers only).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 500ms, 10s, 5m or 1h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!(
+            "`{text}` needs a unit: ms, s, m or h (for example `10s`)"
+        )),
+    }
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    base: &'a Path,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn origin(&self, at: &Location, field: &str) -> Origin {
+        Origin {
+            file: self.file.to_owned(),
+            line: at.line(),
+            column: at.column(),
+            field: field.to_owned(),
+        }
+    }
+
+    fn error(&mut self, at: &Location, field: &str, message: impl Into<String>) {
+        let error = self.origin(at, field).error(message);
+        self.errors.push(error);
+    }
+
+    fn missing(&mut self, field: &str, message: impl Into<String>) {
+        self.error(&UNKNOWN, field, message);
+    }
+
+    fn duration(&mut self, value: Option<Spanned<String>>, field: &str, default: Duration) -> Duration {
+        let Some(value) = value else { return default };
+        match parse_duration(&value.value) {
+            Ok(d) if d.is_zero() => {
+                self.error(&value.referenced, field, "must be greater than zero");
+                default
+            }
+            Ok(d) => d,
+            Err(message) => {
+                self.error(&value.referenced, field, message);
+                default
+            }
+        }
+    }
+
+    fn addr(&mut self, value: &Spanned<String>, field: &str) -> Option<SocketAddr> {
+        match value.value.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                let message = format!(
+                    "`{}` is not an address like 127.0.0.1:8443 or [::]:8443",
+                    value.value
+                );
+                self.error(&value.referenced, field, message);
+                None
+            }
+        }
+    }
+
+    fn number<T: Copy + PartialOrd + fmt::Display>(
+        &mut self,
+        value: Option<Spanned<T>>,
+        field: &str,
+        min: T,
+        default: T,
+    ) -> T {
+        match value {
+            Some(v) if v.value < min => {
+                self.error(&v.referenced, field, format!("must be at least {min}"));
+                default
+            }
+            Some(v) => v.value,
+            None => default,
+        }
+    }
+
+    fn path(&self, value: &str) -> PathBuf {
+        self.base.join(value)
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Config {
+        match raw.version {
+            Some(v) if v.value == 1 => {}
+            Some(v) => self.error(&v.referenced, "version", "only `version: 1` is supported"),
+            None => self.missing("version", "is required: add `version: 1` at the top"),
+        }
+        let tls = raw.tls.map(|t| self.tls(t));
+        let listen = self.listen(raw.listen.unwrap_or_default(), tls.is_some());
+        let upstream = self.upstream(raw.upstream.unwrap_or_default());
+        let limits = self.limits(raw.limits.unwrap_or_default());
+        let mut trusted_proxies = Vec::new();
+        for (i, cidr) in raw.trusted_proxies.unwrap_or_default().into_iter().enumerate() {
+            let text = cidr.value.trim();
+            let parsed = text
+                .parse::<IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from));
+            match parsed {
+                Ok(net) => trusted_proxies.push(net),
+                Err(_) => self.error(
+                    &cidr.referenced,
+                    &format!("trusted_proxies[{i}]"),
+                    format!("`{text}` is not a CIDR like 10.0.0.0/8 or an IP address"),
+                ),
+            }
+        }
+        let log = self.log(raw.log.unwrap_or_default());
+        Config {
+            listen,
+            tls,
+            upstream,
+            limits,
+            trusted_proxies,
+            log,
+        }
+    }
+
+    fn listen(&mut self, raw: raw::RawListen, has_tls: bool) -> Listen {
+        let https = raw.https.as_ref().and_then(|v| self.addr(v, "listen.https"));
+        let http = raw.http.as_ref().and_then(|v| self.addr(v, "listen.http"));
+        let admin = match &raw.admin {
+            Some(v) => self.addr(v, "listen.admin"),
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 9901))),
+        };
+        match (&raw.https, has_tls) {
+            (Some(v), false) => {
+                self.error(&v.referenced, "listen.https", "needs a `tls` section with certificates")
+            }
+            (None, true) => self.missing("listen.https", "is required when `tls` is configured"),
+            _ => {}
+        }
+        if raw.https.is_none() && raw.http.is_none() {
+            self.missing(
+                "listen",
+                "set `https` (with `tls`) or, behind a TLS terminator, `http`",
+            );
+        }
+        let public = [https, http];
+        if let (Some(admin), Some(v)) = (admin, &raw.admin)
+            && public.contains(&Some(admin))
+        {
+            self.error(&v.referenced, "listen.admin", "must not be a public listener's address");
+        }
+        Listen {
+            https,
+            http,
+            admin: admin.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9901))),
+        }
+    }
+
+    fn tls(&mut self, raw: raw::RawTls) -> TlsSettings {
+        let mut certificates = Vec::new();
+        match raw.certificates {
+            Some(list) if list.value.is_empty() => {
+                self.error(&list.referenced, "tls.certificates", "needs at least one certificate")
+            }
+            Some(list) => {
+                for (i, cert) in list.value.into_iter().enumerate() {
+                    if let Some(source) = self.certificate(cert, i, &list.referenced) {
+                        certificates.push(source);
+                    }
+                }
+            }
+            None => self.missing("tls.certificates", "is required in the `tls` section"),
+        }
+        TlsSettings {
+            certificates,
+            handshake_timeout: self.duration(
+                raw.handshake_timeout,
+                "tls.handshake_timeout",
+                Duration::from_secs(10),
+            ),
+            reload_interval: self.duration(
+                raw.reload_interval,
+                "tls.reload_interval",
+                Duration::from_secs(5),
+            ),
+        }
+    }
+
+    fn certificate(
+        &mut self,
+        raw: raw::RawCertificate,
+        i: usize,
+        list: &Location,
+    ) -> Option<CertificateSource> {
+        let field = format!("tls.certificates[{i}]");
+        let Some(cert) = raw.cert_file else {
+            self.error(list, &format!("{field}.cert_file"), "is required");
+            return None;
+        };
+        let key = match (raw.key_file, raw.key_env) {
+            (Some(file), None) => KeySource::File(self.path(&file.value)),
+            (None, Some(env)) => {
+                if std::env::var_os(&env.value).is_none() {
+                    let message = format!("environment variable `{}` is not set", env.value);
+                    self.error(&env.referenced, &format!("{field}.key_env"), message);
+                }
+                KeySource::Env(env.value)
+            }
+            (Some(file), Some(_)) => {
+                let message = "set either `key_file` or `key_env`, not both";
+                self.error(&file.referenced, &format!("{field}.key_file"), message);
+                return None;
+            }
+            (None, None) => {
+                let message = "needs `key_file` or `key_env`";
+                self.error(&cert.referenced, &format!("{field}.key_file"), message);
+                return None;
+            }
+        };
+        let mut names = Vec::new();
+        for (j, name) in raw.names.unwrap_or_default().into_iter().enumerate() {
+            let lower = name.value.trim().to_ascii_lowercase();
+            let bare = lower.strip_prefix("*.").unwrap_or(&lower);
+            let valid = !bare.is_empty()
+                && bare
+                    .split('.')
+                    .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            if valid {
+                names.push(lower);
+            } else {
+                let message = format!("`{}` is not a DNS name or `*.` wildcard", name.value);
+                self.error(&name.referenced, &format!("{field}.names[{j}]"), message);
+            }
+        }
+        Some(CertificateSource {
+            cert_file: self.path(&cert.value),
+            key,
+            names,
+            origin: self.origin(&cert.referenced, &format!("{field}.cert_file")),
+        })
+    }
+
+    fn upstream(&mut self, raw: raw::RawUpstream) -> Upstream {
+        let target = match &raw.url {
+            Some(url) => self.upstream_target(url),
+            None => {
+                self.missing("upstream.url", "is required, e.g. `http://127.0.0.1:3000`");
+                None
+            }
+        };
+        Upstream {
+            target: target.unwrap_or(UpstreamTarget::Tcp("127.0.0.1:80".into())),
+            connect_timeout: self.duration(
+                raw.connect_timeout,
+                "upstream.connect_timeout",
+                Duration::from_secs(5),
+            ),
+            timeout: self.duration(raw.timeout, "upstream.timeout", Duration::from_secs(60)),
+            pool_idle_timeout: self.duration(
+                raw.pool_idle_timeout,
+                "upstream.pool_idle_timeout",
+                Duration::from_secs(90),
+            ),
+            pool_max_idle: self.number(raw.pool_max_idle, "upstream.pool_max_idle", 0, 64),
+        }
+    }
+
+    fn upstream_target(&mut self, url: &Spanned<String>) -> Option<UpstreamTarget> {
+        let text = url.value.trim();
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                self.error(&url.referenced, "upstream.url", "`unix:` needs a socket path");
+                return None;
+            }
+            return Some(UpstreamTarget::Unix(self.path(path)));
+        }
+        let problem = match text.parse::<http::Uri>() {
+            Ok(uri) if uri.scheme_str() != Some("http") => {
+                "must start with `http://` or `unix:` (Gatehouse talks plaintext to the app)"
+            }
+            Ok(uri) if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() => {
+                "must not have a path or query: the request's own path is forwarded"
+            }
+            Ok(uri) => match uri.authority() {
+                Some(a) if a.as_str().contains('@') => "must not contain credentials",
+                Some(a) => {
+                    let port = a.port_u16().unwrap_or(80);
+                    return Some(UpstreamTarget::Tcp(format!("{}:{port}", a.host())));
+                }
+                None => "needs a host, e.g. `http://127.0.0.1:3000`",
+            },
+            Err(_) => "is not a URL like `http://127.0.0.1:3000` or `unix:/run/app.sock`",
+        };
+        self.error(&url.referenced, "upstream.url", problem);
+        None
+    }
+
+    fn limits(&mut self, raw: raw::RawLimits) -> Limits {
+        Limits {
+            max_header_bytes: self.number(raw.max_header_bytes, "limits.max_header_bytes", 8192, 16384),
+            max_headers: self.number(raw.max_headers, "limits.max_headers", 1, 100),
+            header_read_timeout: self.duration(
+                raw.header_read_timeout,
+                "limits.header_read_timeout",
+                Duration::from_secs(10),
+            ),
+            idle_timeout: self.duration(raw.idle_timeout, "limits.idle_timeout", Duration::from_secs(60)),
+            max_concurrent_streams: self.number(
+                raw.max_concurrent_streams,
+                "limits.max_concurrent_streams",
+                1,
+                100,
+            ),
+            max_connections: self.number(raw.max_connections, "limits.max_connections", 1, 4096),
+            drain_timeout: self.duration(raw.drain_timeout, "limits.drain_timeout", Duration::from_secs(30)),
+        }
+    }
+
+    fn log(&mut self, raw: raw::RawLog) -> LogSettings {
+        let format = match &raw.format {
+            None => LogFormat::Text,
+            Some(f) if f.value == "text" => LogFormat::Text,
+            Some(f) if f.value == "json" => LogFormat::Json,
+            Some(f) => {
+                self.error(&f.referenced, "log.format", "must be `text` or `json`");
+                LogFormat::Text
+            }
+        };
+        let (level, at) = raw
+            .level
+            .map_or(("info".into(), UNKNOWN), |l| (l.value, l.referenced));
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
+            self.error(&at, "log.level", format!("`{level}` is not a log filter: {e}"));
+        }
+        LogSettings { format, level }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+use super::*;
+
+fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
+    parse(text, Path::new("/etc/gatehouse/gatehouse.yaml"), &Overrides::default())
+}
+
+const MINIMAL: &str = "\
+version: 1
+listen:
+  http: 127.0.0.1:8080
+upstream:
+  url: http://127.0.0.1:3000
+";
+
+#[test]
+fn minimal_config_gets_safe_defaults() {
+    let config = parse_str(MINIMAL).unwrap();
+    assert_eq!(config.listen.admin, "127.0.0.1:9901".parse().unwrap());
+    assert_eq!(config.upstream.target, UpstreamTarget::Tcp("127.0.0.1:3000".into()));
+    assert!(config.trusted_proxies.is_empty());
+    assert!(config.tls.is_none());
+    assert_eq!(config.limits.max_header_bytes, 16384);
+}
+
+#[test]
+fn unknown_key_is_an_error_with_line_and_field() {
+    let text = "version: 1\nlisten:\n  http: 127.0.0.1:8080\nupstream:\n  url: http://127.0.0.1:3000\n  timout: 5s\n";
+    let errors = parse_str(text).unwrap_err().0;
+    assert_eq!(errors.len(), 1);
+    let e = &errors[0];
+    assert_eq!(e.line, 6, "{e}");
+    assert_eq!(e.field, "upstream.timout");
+    assert!(e.message.contains("timout"), "{e}");
+    assert!(e.to_string().starts_with("/etc/gatehouse/gatehouse.yaml:6:"), "{e}");
+}
+
+#[test]
+fn all_value_errors_are_reported_together_in_file_order() {
+    let text = "\
+version: 1
+listen:
+  https: 127.0.0.1:99999
+  admin: nowhere
+upstream:
+  url: https://app.internal
+  timeout: 10 seconds
+limits:
+  max_header_bytes: 100
+trusted_proxies: [10.0.0.0/8, not-a-cidr]
+log:
+  format: xml
+";
+    let errors = parse_str(text).unwrap_err().0;
+    let fields: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
+    assert_eq!(
+        fields,
+        [
+            (3, "listen.https"),
+            (3, "listen.https"),
+            (4, "listen.admin"),
+            (6, "upstream.url"),
+            (7, "upstream.timeout"),
+            (9, "limits.max_header_bytes"),
+            (10, "trusted_proxies[1]"),
+            (12, "log.format"),
+        ]
+    );
+    let text = ConfigErrors(errors).to_string();
+    assert!(text.contains(":7:") && text.contains("upstream.timeout"), "{text}");
+    assert!(text.contains("needs a `tls` section"), "{text}");
+}
+
+#[test]
+fn version_is_required() {
+    let errors = parse_str("listen:\n  http: 127.0.0.1:1\nupstream:\n  url: http://127.0.0.1:2\n")
+        .unwrap_err()
+        .0;
+    assert_eq!(errors[0].field, "version");
+}
+
+#[test]
+fn relative_paths_are_anchored_at_the_config_file() {
+    let text = "\
+version: 1
+listen:
+  https: 127.0.0.1:8443
+tls:
+  certificates:
+    - cert_file: certs/tls.crt
+      key_file: certs/tls.key
+      names: [app.example, '*.app.example']
+upstream:
+  url: unix:run/app.sock
+";
+    let config = parse_str(text).unwrap();
+    let tls = config.tls.unwrap();
+    assert_eq!(tls.certificates[0].cert_file, Path::new("/etc/gatehouse/certs/tls.crt"));
+    assert_eq!(tls.certificates[0].key, KeySource::File("/etc/gatehouse/certs/tls.key".into()));
+    assert_eq!(tls.certificates[0].names, ["app.example", "*.app.example"]);
+    assert_eq!(tls.certificates[0].origin.line, 6);
+    assert_eq!(config.upstream.target, UpstreamTarget::Unix("/etc/gatehouse/run/app.sock".into()));
+}
+
+#[test]
+fn certificate_needs_exactly_one_key_source() {
+    let text = "\
+version: 1
+listen:
+  https: 127.0.0.1:8443
+tls:
+  certificates:
+    - cert_file: a.crt
+    - cert_file: b.crt
+      key_file: b.key
+      key_env: B_KEY
+upstream:
+  url: http://127.0.0.1:1
+";
+    let errors = parse_str(text).unwrap_err().0;
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["tls.certificates[0].key_file", "tls.certificates[1].key_file"]);
+}
+
+#[test]
+fn overrides_replace_file_values() {
+    let overrides = Overrides {
+        upstream: Some("unix:/tmp/app.sock".into()),
+        log_format: Some("json".into()),
+        ..Overrides::default()
+    };
+    let config = parse(MINIMAL, Path::new("g.yaml"), &overrides).unwrap();
+    assert_eq!(config.upstream.target, UpstreamTarget::Unix("/tmp/app.sock".into()));
+    assert_eq!(config.log.format, LogFormat::Json);
+    let bad = Overrides {
+        admin: Some("nope".into()),
+        ..Overrides::default()
+    };
+    let errors = parse(MINIMAL, Path::new("g.yaml"), &bad).unwrap_err();
+    assert_eq!(errors.0[0].field, "listen.admin");
+    assert_eq!(errors.0[0].line, 0);
+}
+
+#[test]
+fn durations_need_units() {
+    assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+    assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+    assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+    assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+    for bad in ["10", "s", "1.5s", "-1s", "10 s", ""] {
+        assert!(parse_duration(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn yaml_path_follows_indentation() {
+    let text = "a:\n  b:\n    - c: 1\n      d: 2\n  e: 3\n";
+    assert_eq!(yaml_path_at(text, 4).as_deref(), Some("a.b.d"));
+    assert_eq!(yaml_path_at(text, 5).as_deref(), Some("a.e"));
+    assert_eq!(yaml_path_at(text, 1).as_deref(), Some("a"));
+    assert_eq!(yaml_path_at(text, 99), None);
+}

@@ -1,0 +1,41 @@
+//! Gatehouse: an auth- and TLS-terminating reverse-proxy sidecar.
+//!
+//! The crate is a library with a thin `main.rs`. Each module owns one concern; the request
+//! pipeline is assembled in [`stack`], in lifecycle order (see `design.md` beside the repo).
+//!
+//! | module      | owns                                                         |
+//! |-------------|--------------------------------------------------------------|
+//! | `config`    | the YAML file, its validation and the validated types        |
+//! | `tls`       | certificates, SNI selection, hot reload, rustls config       |
+//! | `server`    | listeners, connection limits, HTTP/1+2 serving, shutdown     |
+//! | `stack`     | the per-request pipeline, in lifecycle order                 |
+//! | `headers`   | hop-by-hop removal, `X-Forwarded-*`, request ids             |
+//! | `proxy`     | the pooled upstream client, upgrades, upstream errors        |
+//! | `error`     | the one mapping from errors to HTTP answers                  |
+//! | `admin`     | `/healthz`, `/readyz`, `/metrics` on the admin listener      |
+//! | `telemetry` | logs, access log, metric names                               |
+//! | `devcerts`  | the local development CA and leaf certificates               |
+//! | `demo`      | the embedded demo: config and echo upstream                  |
+//! | `reload`    | watching files for changes                                   |
+
+pub mod admin;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod devcerts;
+pub mod error;
+pub mod headers;
+pub mod proxy;
+pub mod reload;
+pub mod server;
+pub mod stack;
+pub mod telemetry;
+pub mod tls;
+
+/// Installs the process-wide crypto provider (aws-lc-rs). Call once at the top of `main`;
+/// calling it again is harmless.
+pub fn install_crypto_provider() {
+    // An error only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

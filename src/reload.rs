@@ -1,0 +1,86 @@
+//! Watching files for changes by polling their contents.
+//!
+//! Polling works the same for a file edited in place, replaced by `mv`, or swapped through the
+//! symlinks Kubernetes uses for mounted Secrets and ConfigMaps, where change notifications are
+//! unreliable. The files watched here are small (certificates, keys, policies).
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::time::MissedTickBehavior;
+
+/// A set of files and a fingerprint of their contents.
+#[derive(Debug)]
+pub struct FileWatch {
+    paths: Vec<PathBuf>,
+    fingerprint: u64,
+}
+
+impl FileWatch {
+    pub fn new(paths: Vec<PathBuf>) -> Self {
+        let fingerprint = fingerprint(&paths);
+        Self { paths, fingerprint }
+    }
+
+    /// True once for each change of any file's contents (or presence) since the last call.
+    pub fn changed(&mut self) -> bool {
+        let now = fingerprint(&self.paths);
+        let changed = now != self.fingerprint;
+        self.fingerprint = now;
+        changed
+    }
+}
+
+fn fingerprint(paths: &[PathBuf]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for path in paths {
+        match std::fs::read(path) {
+            Ok(bytes) => bytes.hash(&mut hasher),
+            Err(e) => e.kind().hash(&mut hasher),
+        }
+    }
+    hasher.finish()
+}
+
+/// Calls `on_change` whenever the watched files change, checking every `interval`, until the
+/// returned task is aborted or the runtime stops.
+pub fn spawn(
+    mut watch: FileWatch,
+    interval: Duration,
+    mut on_change: impl FnMut() + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            if watch.changed() {
+                on_change();
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_edits_removal_and_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.pem");
+        std::fs::write(&path, "one").unwrap();
+        let mut watch = FileWatch::new(vec![path.clone()]);
+        assert!(!watch.changed());
+        std::fs::write(&path, "two").unwrap();
+        assert!(watch.changed());
+        assert!(!watch.changed());
+        std::fs::remove_file(&path).unwrap();
+        assert!(watch.changed());
+        std::fs::write(&path, "two").unwrap();
+        assert!(watch.changed());
+    }
+}

@@ -1,0 +1,288 @@
+//! Listeners and connections: binding, the open-connection cap, TLS handshakes with a
+//! timeout, HTTP/1.1 and HTTP/2 serving with header limits, idle timeouts, and graceful
+//! shutdown. Each request is handed to [`stack::handle`].
+
+mod activity;
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+pub use activity::ActiveRequest;
+use activity::Activity;
+
+use crate::admin::{self, Readiness};
+use crate::config::{Config, ConfigErrors, Limits};
+use crate::headers::TrustedProxies;
+use crate::proxy::Upstream;
+use crate::stack::{self, App, ConnInfo};
+use crate::telemetry;
+use crate::tls::{self, CertStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(ConfigErrors),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// A started Gatehouse: its bound addresses and the means to stop it.
+#[derive(Debug)]
+pub struct Running {
+    pub https_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
+    pub admin_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    stopped: JoinHandle<bool>,
+}
+
+impl Running {
+    /// Starts a graceful shutdown: stop accepting, report not ready, let in-flight requests
+    /// finish up to the drain timeout.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Waits for the shutdown to finish. True when every connection drained in time.
+    pub async fn stopped(self) -> bool {
+        self.stopped.await.unwrap_or(false)
+    }
+}
+
+/// Shared by every connection of every listener.
+struct Shared {
+    app: App,
+    http: auto::Builder<TokioExecutor>,
+    permits: Arc<Semaphore>,
+    idle_timeout: Duration,
+    handshake_timeout: Duration,
+}
+
+/// Loads certificates, binds every listener and starts serving.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    telemetry::metrics();
+    let readiness = Readiness::new(["listeners", "certificates"]);
+
+    let (acceptor, cert_watch) = match &config.tls {
+        Some(settings) => {
+            let store = CertStore::load(settings).map_err(|e| StartError::Config(ConfigErrors(e)))?;
+            let acceptor = TlsAcceptor::from(tls::server_config(store.clone())?);
+            (Some(acceptor), Some(store.watch(settings)))
+        }
+        None => (None, None),
+    };
+    readiness.met("certificates");
+
+    let https = bind("https", config.listen.https).await?;
+    let http = bind("http", config.listen.http).await?;
+    let admin = bind("admin", Some(config.listen.admin)).await?;
+    let addr = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+    let (https_addr, http_addr) = (addr(&https), addr(&http));
+    let admin_addr = addr(&admin).unwrap_or(config.listen.admin);
+
+    let shared = Arc::new(Shared {
+        app: App {
+            upstream: Upstream::new(&config.upstream),
+            trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+        },
+        http: http_builder(&config.limits),
+        permits: Arc::new(Semaphore::new(config.limits.max_connections)),
+        idle_timeout: config.limits.idle_timeout,
+        handshake_timeout: config.tls.as_ref().map_or(Duration::from_secs(10), |t| t.handshake_timeout),
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut accepting = Vec::new();
+    if let Some(listener) = https {
+        accepting.push(tokio::spawn(accept(listener, acceptor, shared.clone(), shutdown_rx.clone())));
+    }
+    if let Some(listener) = http {
+        accepting.push(tokio::spawn(accept(listener, None, shared.clone(), shutdown_rx.clone())));
+    }
+    let admin_task = admin.map(|listener| tokio::spawn(admin::serve(listener, readiness.clone())));
+    readiness.met("listeners");
+    tracing::info!(https = ?https_addr, http = ?http_addr, admin = %admin_addr, "gatehouse is serving");
+
+    let drain_timeout = config.limits.drain_timeout;
+    let max_connections = config.limits.max_connections;
+    let mut signal = shutdown_rx;
+    let stopped = tokio::spawn(async move {
+        let _ = signal.wait_for(|stop| *stop).await;
+        readiness.start_draining();
+        tracing::info!("shutting down: no new connections, draining in-flight requests");
+        for task in accepting {
+            let _ = task.await;
+        }
+        // Every open connection holds a permit: having them all back means all are closed.
+        let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+        let drained = tokio::time::timeout(drain_timeout, shared.permits.acquire_many(all))
+            .await
+            .is_ok();
+        if drained {
+            tracing::info!("all connections drained");
+        } else {
+            tracing::warn!(timeout = ?drain_timeout, "drain timeout reached; closing remaining connections");
+        }
+        if let Some(task) = cert_watch {
+            task.abort();
+        }
+        if let Some(task) = admin_task {
+            task.abort();
+        }
+        drained
+    });
+
+    Ok(Running {
+        https_addr,
+        http_addr,
+        admin_addr,
+        shutdown,
+        stopped,
+    })
+}
+
+async fn bind(what: &'static str, addr: Option<SocketAddr>) -> Result<Option<TcpListener>, StartError> {
+    let Some(addr) = addr else { return Ok(None) };
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        // The header-read timeout needs a timer, or hyper panics at the first connection.
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
+    builder
+}
+
+async fn accept(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    loop {
+        // Take a connection slot before accepting: at the cap, new clients wait in the
+        // kernel's accept queue instead of being accepted and starved.
+        let permit = tokio::select! {
+            permit = shared.permits.clone().acquire_owned() => permit,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let Ok(permit) = permit else { break };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Usually EMFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            telemetry::connection_opened();
+            let conn = ConnInfo { peer, scheme };
+            match acceptor {
+                Some(acceptor) => {
+                    match tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => serve(tls, conn, &shared, shutdown).await,
+                        Ok(Err(e)) => {
+                            telemetry::tls_handshake_failed("error");
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            telemetry::tls_handshake_failed("timeout");
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                        }
+                    }
+                }
+                None => serve(stream, conn, &shared, shutdown).await,
+            }
+            telemetry::connection_closed();
+        });
+    }
+    // Dropping the listener here closes the port: new connections are refused from now on.
+}
+
+/// Serves HTTP on one accepted (and, for HTTPS, handshaken) connection until it closes, goes
+/// idle, or shutdown asks it to finish its requests and close.
+async fn serve<IO>(io: IO, conn: ConnInfo, shared: &Arc<Shared>, mut shutdown: watch::Receiver<bool>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Activity::new();
+    let service = {
+        let shared = shared.clone();
+        let activity = activity.clone();
+        hyper::service::service_fn(move |request| {
+            let shared = shared.clone();
+            let active = activity.begin();
+            async move {
+                let mut response = stack::handle(&shared.app, conn, request).await;
+                response.body_mut().hold(active);
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let connection = shared
+        .http
+        .serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = shutdown.wait_for(|stop| *stop), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = activity.idle_for(shared.idle_timeout), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Logs and metrics: the log subscriber, the Prometheus recorder, the metric names, and the
+//! access-log line.
+//!
+//! Nothing here sees a header value other than the request id: tokens, cookies and
+//! `Authorization` cannot reach a log because they are never handed to this module.
+
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::body::AccessRecord;
+
+pub const REQUESTS: &str = "gatehouse_requests_total";
+pub const REQUEST_DURATION: &str = "gatehouse_request_duration_seconds";
+pub const IN_FLIGHT: &str = "gatehouse_requests_in_flight";
+pub const UPSTREAM_ERRORS: &str = "gatehouse_upstream_errors_total";
+pub const TLS_HANDSHAKE_FAILURES: &str = "gatehouse_tls_handshake_failures_total";
+pub const CERT_EXPIRY: &str = "gatehouse_certificate_expiry_seconds";
+pub const RELOADS: &str = "gatehouse_reloads_total";
+pub const CONNECTIONS: &str = "gatehouse_connections_open";
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Installs the global log subscriber. `RUST_LOG`, when set, wins over `level`. A second call
+/// (tests start many servers in one process) keeps the first subscriber.
+pub fn init_logging(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The process-wide Prometheus handle; the recorder is installed on first use.
+pub fn metrics() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        const BUCKETS: [f64; 14] = [
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first; then ours stays unused, which
+        // shows up as an empty /metrics rather than a crash.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Renders `/metrics`, refreshing the gauges that depend on the current time.
+pub fn render_metrics() -> String {
+    let now = unix_now();
+    if let Ok(expiries) = CERT_EXPIRIES.lock() {
+        for (name, not_after) in expiries.iter() {
+            metrics::gauge!(CERT_EXPIRY, "name" => name.clone()).set((not_after - now) as f64);
+        }
+    }
+    let handle = metrics();
+    handle.run_upkeep();
+    handle.render()
+}
+
+static CERT_EXPIRIES: Mutex<Vec<(String, i64)>> = Mutex::new(Vec::new());
+
+/// Records the `notAfter` (Unix seconds) of every certificate being served, by its name.
+pub fn set_certificate_expiries(expiries: Vec<(String, i64)>) {
+    if let Ok(mut slot) = CERT_EXPIRIES.lock() {
+        *slot = expiries;
+    }
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub fn request_started() {
+    metrics::gauge!(IN_FLIGHT).increment(1.0);
+}
+
+/// Writes the access-log line and the request metrics. Called once per request, when its
+/// response body ends.
+pub fn request_finished(record: &AccessRecord) {
+    let elapsed = record.started.elapsed();
+    metrics::gauge!(IN_FLIGHT).decrement(1.0);
+    metrics::counter!(REQUESTS, "class" => status_class(record.status)).increment(1);
+    metrics::histogram!(REQUEST_DURATION).record(elapsed.as_secs_f64());
+    tracing::info!(
+        target: "gatehouse::access",
+        method = %record.method,
+        path = %record.path,
+        status = record.status,
+        bytes = record.bytes,
+        duration_ms = millis(elapsed),
+        upstream_ms = record.upstream_time.map(millis),
+        request_id = record.request_id.to_str().unwrap_or("-"),
+    );
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
+pub fn upstream_error(kind: &'static str) {
+    metrics::counter!(UPSTREAM_ERRORS, "kind" => kind).increment(1);
+}
+
+pub fn tls_handshake_failed(reason: &'static str) {
+    metrics::counter!(TLS_HANDSHAKE_FAILURES, "reason" => reason).increment(1);
+}
+
+pub fn reloaded(kind: &'static str, ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    metrics::counter!(RELOADS, "kind" => kind, "result" => result).increment(1);
+}
+
+pub fn connection_opened() {
+    metrics::gauge!(CONNECTIONS).increment(1.0);
+}
+
+pub fn connection_closed() {
+    metrics::gauge!(CONNECTIONS).decrement(1.0);
+}
