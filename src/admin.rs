@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -88,7 +88,10 @@ fn answer(request: &Request<Incoming>, readiness: &Readiness) -> Response<Body> 
         "/healthz" => text(StatusCode::OK, "ok\n".into()),
         "/readyz" => match readiness.check() {
             Ok(()) => text(StatusCode::OK, "ready\n".into()),
-            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+            Err(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
         },
         "/metrics" => {
             let mut response = text(StatusCode::OK, telemetry::render_metrics());
@@ -119,7 +122,10 @@ mod tests {
     #[test]
     fn ready_only_when_all_conditions_met_and_not_draining() {
         let readiness = Readiness::new(["listeners", "certificates"]);
-        assert_eq!(readiness.check(), Err("waiting for certificates, listeners".into()));
+        assert_eq!(
+            readiness.check(),
+            Err("waiting for certificates, listeners".into())
+        );
         readiness.met("listeners");
         readiness.met("certificates");
         assert_eq!(readiness.check(), Ok(()));

@@ -17,7 +17,11 @@ use crate::{demo, devcerts};
 pub const EXIT_CONFIG: u8 = 64;
 
 #[derive(Debug, Parser)]
-#[command(name = "gatehouse", version, about = "Auth- and TLS-terminating reverse-proxy sidecar")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Auth- and TLS-terminating reverse-proxy sidecar"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -91,7 +95,10 @@ enum CertsCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("gatehouse: cannot start the runtime: {e}");
@@ -112,7 +119,10 @@ pub fn main() -> ExitCode {
 
 fn config_failure(errors: &ConfigErrors) -> ExitCode {
     eprintln!("{errors}");
-    eprintln!("gatehouse: configuration invalid ({} problem(s))", errors.0.len());
+    eprintln!(
+        "gatehouse: configuration invalid ({} problem(s))",
+        errors.0.len()
+    );
     ExitCode::from(EXIT_CONFIG)
 }
 
@@ -218,9 +228,21 @@ fn certs_dev(out: PathBuf, names: &[String]) -> ExitCode {
     match devcerts::ensure(&out, names) {
         Ok((paths, report)) => {
             let said = |done: bool| if done { "created" } else { "kept" };
-            println!("{} CA          {}", said(report.created_ca), paths.ca_cert.display());
-            println!("{} certificate {}", said(report.issued_leaf), paths.cert.display());
-            println!("private keys (mode 0600): {}, {}", paths.ca_key.display(), paths.key.display());
+            println!(
+                "{} CA          {}",
+                said(report.created_ca),
+                paths.ca_cert.display()
+            );
+            println!(
+                "{} certificate {}",
+                said(report.issued_leaf),
+                paths.cert.display()
+            );
+            println!(
+                "private keys (mode 0600): {}, {}",
+                paths.ca_key.display(),
+                paths.key.display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -35,7 +35,11 @@ impl fmt::Display for ConfigError {
         let file = self.file.display();
         match self.line {
             0 => write!(f, "{file}: {}: {}", self.field, self.message),
-            line => write!(f, "{file}:{line}:{}: {}: {}", self.column, self.field, self.message),
+            line => write!(
+                f,
+                "{file}:{line}:{}: {}: {}",
+                self.column, self.field, self.message
+            ),
         }
     }
 }
@@ -199,9 +203,7 @@ pub fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, C
 }
 
 fn syntax_error(error: &serde_saphyr::Error, text: &str, path: &Path) -> ConfigError {
-    let (line, column) = error
-        .location()
-        .map_or((0, 0), |l| (l.line(), l.column()));
+    let (line, column) = error.location().map_or((0, 0), |l| (l.line(), l.column()));
     let message = error.without_snippet().to_string();
     // The parser's own message may carry a location prefix; ours is in front already.
     let message = message
@@ -321,7 +323,12 @@ impl Validator<'_> {
         self.error(&UNKNOWN, field, message);
     }
 
-    fn duration(&mut self, value: Option<Spanned<String>>, field: &str, default: Duration) -> Duration {
+    fn duration(
+        &mut self,
+        value: Option<Spanned<String>>,
+        field: &str,
+        default: Duration,
+    ) -> Duration {
         let Some(value) = value else { return default };
         match parse_duration(&value.value) {
             Ok(d) if d.is_zero() => {
@@ -382,7 +389,12 @@ impl Validator<'_> {
         let upstream = self.upstream(raw.upstream.unwrap_or_default());
         let limits = self.limits(raw.limits.unwrap_or_default());
         let mut trusted_proxies = Vec::new();
-        for (i, cidr) in raw.trusted_proxies.unwrap_or_default().into_iter().enumerate() {
+        for (i, cidr) in raw
+            .trusted_proxies
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             let text = cidr.value.trim();
             let parsed = text
                 .parse::<IpNet>()
@@ -408,16 +420,21 @@ impl Validator<'_> {
     }
 
     fn listen(&mut self, raw: raw::RawListen, has_tls: bool) -> Listen {
-        let https = raw.https.as_ref().and_then(|v| self.addr(v, "listen.https"));
+        let https = raw
+            .https
+            .as_ref()
+            .and_then(|v| self.addr(v, "listen.https"));
         let http = raw.http.as_ref().and_then(|v| self.addr(v, "listen.http"));
         let admin = match &raw.admin {
             Some(v) => self.addr(v, "listen.admin"),
             None => Some(SocketAddr::from(([127, 0, 0, 1], 9901))),
         };
         match (&raw.https, has_tls) {
-            (Some(v), false) => {
-                self.error(&v.referenced, "listen.https", "needs a `tls` section with certificates")
-            }
+            (Some(v), false) => self.error(
+                &v.referenced,
+                "listen.https",
+                "needs a `tls` section with certificates",
+            ),
             (None, true) => self.missing("listen.https", "is required when `tls` is configured"),
             _ => {}
         }
@@ -428,10 +445,16 @@ impl Validator<'_> {
             );
         }
         let public = [https, http];
+        // Port 0 asks the OS for a free port, so two port-0 listeners never clash.
         if let (Some(admin), Some(v)) = (admin, &raw.admin)
+            && admin.port() != 0
             && public.contains(&Some(admin))
         {
-            self.error(&v.referenced, "listen.admin", "must not be a public listener's address");
+            self.error(
+                &v.referenced,
+                "listen.admin",
+                "must not be a public listener's address",
+            );
         }
         Listen {
             https,
@@ -443,9 +466,11 @@ impl Validator<'_> {
     fn tls(&mut self, raw: raw::RawTls) -> TlsSettings {
         let mut certificates = Vec::new();
         match raw.certificates {
-            Some(list) if list.value.is_empty() => {
-                self.error(&list.referenced, "tls.certificates", "needs at least one certificate")
-            }
+            Some(list) if list.value.is_empty() => self.error(
+                &list.referenced,
+                "tls.certificates",
+                "needs at least one certificate",
+            ),
             Some(list) => {
                 for (i, cert) in list.value.into_iter().enumerate() {
                     if let Some(source) = self.certificate(cert, i, &list.referenced) {
@@ -506,9 +531,9 @@ impl Validator<'_> {
             let lower = name.value.trim().to_ascii_lowercase();
             let bare = lower.strip_prefix("*.").unwrap_or(&lower);
             let valid = !bare.is_empty()
-                && bare
-                    .split('.')
-                    .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+                && bare.split('.').all(|l| {
+                    !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
             if valid {
                 names.push(lower);
             } else {
@@ -553,7 +578,11 @@ impl Validator<'_> {
         let text = url.value.trim();
         if let Some(path) = text.strip_prefix("unix:") {
             if path.is_empty() {
-                self.error(&url.referenced, "upstream.url", "`unix:` needs a socket path");
+                self.error(
+                    &url.referenced,
+                    "upstream.url",
+                    "`unix:` needs a socket path",
+                );
                 return None;
             }
             return Some(UpstreamTarget::Unix(self.path(path)));
@@ -581,14 +610,23 @@ impl Validator<'_> {
 
     fn limits(&mut self, raw: raw::RawLimits) -> Limits {
         Limits {
-            max_header_bytes: self.number(raw.max_header_bytes, "limits.max_header_bytes", 8192, 16384),
+            max_header_bytes: self.number(
+                raw.max_header_bytes,
+                "limits.max_header_bytes",
+                8192,
+                16384,
+            ),
             max_headers: self.number(raw.max_headers, "limits.max_headers", 1, 100),
             header_read_timeout: self.duration(
                 raw.header_read_timeout,
                 "limits.header_read_timeout",
                 Duration::from_secs(10),
             ),
-            idle_timeout: self.duration(raw.idle_timeout, "limits.idle_timeout", Duration::from_secs(60)),
+            idle_timeout: self.duration(
+                raw.idle_timeout,
+                "limits.idle_timeout",
+                Duration::from_secs(60),
+            ),
             max_concurrent_streams: self.number(
                 raw.max_concurrent_streams,
                 "limits.max_concurrent_streams",
@@ -596,7 +634,11 @@ impl Validator<'_> {
                 100,
             ),
             max_connections: self.number(raw.max_connections, "limits.max_connections", 1, 4096),
-            drain_timeout: self.duration(raw.drain_timeout, "limits.drain_timeout", Duration::from_secs(30)),
+            drain_timeout: self.duration(
+                raw.drain_timeout,
+                "limits.drain_timeout",
+                Duration::from_secs(30),
+            ),
         }
     }
 
@@ -614,7 +656,11 @@ impl Validator<'_> {
             .level
             .map_or(("info".into(), UNKNOWN), |l| (l.value, l.referenced));
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
-            self.error(&at, "log.level", format!("`{level}` is not a log filter: {e}"));
+            self.error(
+                &at,
+                "log.level",
+                format!("`{level}` is not a log filter: {e}"),
+            );
         }
         LogSettings { format, level }
     }

@@ -19,7 +19,12 @@ use crate::config::{self, Config, ConfigErrors, Overrides};
 use crate::devcerts::DevCertPaths;
 
 /// The demo's config, with the echo app's address filled in.
-pub fn config(certs: &DevCertPaths, listen: &str, admin: &str, echo: SocketAddr) -> Result<Config, ConfigErrors> {
+pub fn config(
+    certs: &DevCertPaths,
+    listen: &str,
+    admin: &str,
+    echo: SocketAddr,
+) -> Result<Config, ConfigErrors> {
     let text = format!(
         "version: 1
 listen:
@@ -69,7 +74,10 @@ async fn answer(request: Request<Incoming>) -> Response<Full<Bytes>> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     let (content_type, body) = if wants_html {
-        ("text/html; charset=utf-8", html(&parts.method, &parts.uri, &parts.headers, body_bytes))
+        (
+            "text/html; charset=utf-8",
+            html(&parts.method, &parts.uri, &parts.headers, body_bytes),
+        )
     } else {
         let headers: serde_json::Map<String, serde_json::Value> = parts
             .headers
@@ -104,7 +112,12 @@ fn html(method: &http::Method, uri: &http::Uri, headers: &HeaderMap, body_bytes:
     let mut rows = String::new();
     for (name, value) in headers {
         let value = String::from_utf8_lossy(value.as_bytes());
-        let _ = write!(rows, "<tr><th>{}</th><td>{}</td></tr>", escape(name.as_str()), escape(&value));
+        let _ = write!(
+            rows,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            escape(name.as_str()),
+            escape(&value)
+        );
     }
     format!(
         "<!doctype html><html><head><meta charset=utf-8><title>Gatehouse demo</title>\

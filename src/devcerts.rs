@@ -28,7 +28,10 @@ const LEAF_RENEW_BEFORE: Duration = Duration::days(14);
 #[derive(Debug, thiserror::Error)]
 pub enum DevCertError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("certificate generation failed: {0}")]
@@ -110,8 +113,7 @@ pub fn ensure(dir: &Path, extra: &[String]) -> Result<(DevCertPaths, Report), De
                 Ok(ip) => info.ip_addresses.contains(&ip),
                 Err(_) => info.dns_names.contains(n),
             };
-            names.iter().all(covered)
-                && info.not_after > (now + LEAF_RENEW_BEFORE).unix_timestamp()
+            names.iter().all(covered) && info.not_after > (now + LEAF_RENEW_BEFORE).unix_timestamp()
         });
     if !leaf_ok {
         let issuer = Issuer::new(ca_params(), ca_key);
@@ -210,7 +212,13 @@ mod tests {
     fn creates_ca_and_leaf_with_private_keys_0600() {
         let dir = tempfile::tempdir().unwrap();
         let (paths, report) = ensure(dir.path(), &["app.localhost".into()]).unwrap();
-        assert_eq!(report, Report { created_ca: true, issued_leaf: true });
+        assert_eq!(
+            report,
+            Report {
+                created_ca: true,
+                issued_leaf: true
+            }
+        );
         assert_eq!(mode(&paths.ca_key), 0o600);
         assert_eq!(mode(&paths.key), 0o600);
         let info = read_info(&paths.cert).unwrap().unwrap();
@@ -226,7 +234,13 @@ mod tests {
         let (_, again) = ensure(dir.path(), &[]).unwrap();
         assert_eq!(again, Report::default());
         let (_, more) = ensure(dir.path(), &["extra.test".into()]).unwrap();
-        assert_eq!(more, Report { created_ca: false, issued_leaf: true });
+        assert_eq!(
+            more,
+            Report {
+                created_ca: false,
+                issued_leaf: true
+            }
+        );
         assert_eq!(std::fs::read(&paths.ca_cert).unwrap(), ca_before);
     }
 }

@@ -270,7 +270,13 @@ mod tests {
         ]);
         let trusted = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]);
         let host = Some(HeaderValue::from_static("app.example"));
-        set_forwarded(&mut h, "192.0.2.7".parse().unwrap(), "https", host, &trusted);
+        set_forwarded(
+            &mut h,
+            "192.0.2.7".parse().unwrap(),
+            "https",
+            host,
+            &trusted,
+        );
         assert_eq!(h["x-forwarded-for"], "192.0.2.7");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "app.example");
@@ -302,7 +308,10 @@ mod tests {
     fn request_id_passes_safe_ids_and_replaces_others() {
         let safe = map(&[("x-request-id", "abc-123_x.y")]);
         assert_eq!(request_id(&safe), "abc-123_x.y");
-        for bad in [&[("x-request-id", "has space")][..], &[("x-request-id", "a"), ("x-request-id", "b")]] {
+        for bad in [
+            &[("x-request-id", "has space")][..],
+            &[("x-request-id", "a"), ("x-request-id", "b")],
+        ] {
             let id = request_id(&map(bad));
             assert_ne!(id, "has space");
             assert!(id.len() > 8);

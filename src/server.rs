@@ -82,7 +82,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let (acceptor, cert_watch) = match &config.tls {
         Some(settings) => {
-            let store = CertStore::load(settings).map_err(|e| StartError::Config(ConfigErrors(e)))?;
+            let store =
+                CertStore::load(settings).map_err(|e| StartError::Config(ConfigErrors(e)))?;
             let acceptor = TlsAcceptor::from(tls::server_config(store.clone())?);
             (Some(acceptor), Some(store.watch(settings)))
         }
@@ -105,19 +106,38 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         http: http_builder(&config.limits),
         permits: Arc::new(Semaphore::new(config.limits.max_connections)),
         idle_timeout: config.limits.idle_timeout,
-        handshake_timeout: config.tls.as_ref().map_or(Duration::from_secs(10), |t| t.handshake_timeout),
+        handshake_timeout: config
+            .tls
+            .as_ref()
+            .map_or(Duration::from_secs(10), |t| t.handshake_timeout),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut accepting = Vec::new();
     if let Some(listener) = https {
-        accepting.push(tokio::spawn(accept(listener, acceptor, shared.clone(), shutdown_rx.clone())));
+        accepting.push(tokio::spawn(accept(
+            listener,
+            acceptor,
+            shared.clone(),
+            shutdown_rx.clone(),
+        )));
     }
     if let Some(listener) = http {
-        accepting.push(tokio::spawn(accept(listener, None, shared.clone(), shutdown_rx.clone())));
+        accepting.push(tokio::spawn(accept(
+            listener,
+            None,
+            shared.clone(),
+            shutdown_rx.clone(),
+        )));
     }
     let admin_task = admin.map(|listener| tokio::spawn(admin::serve(listener, readiness.clone())));
     readiness.met("listeners");
-    tracing::info!(https = ?https_addr, http = ?http_addr, admin = %admin_addr, "gatehouse is serving");
+    let shown = |a: Option<SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
+    tracing::info!(
+        https = %shown(https_addr),
+        http = %shown(http_addr),
+        admin = %admin_addr,
+        "gatehouse is serving"
+    );
 
     let drain_timeout = config.limits.drain_timeout;
     let max_connections = config.limits.max_connections;
@@ -157,7 +177,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })
 }
 
-async fn bind(what: &'static str, addr: Option<SocketAddr>) -> Result<Option<TcpListener>, StartError> {
+async fn bind(
+    what: &'static str,
+    addr: Option<SocketAddr>,
+) -> Result<Option<TcpListener>, StartError> {
     let Some(addr) = addr else { return Ok(None) };
     TcpListener::bind(addr)
         .await
@@ -222,7 +245,9 @@ async fn accept(
             let conn = ConnInfo { peer, scheme };
             match acceptor {
                 Some(acceptor) => {
-                    match tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream))
+                        .await
+                    {
                         Ok(Ok(tls)) => serve(tls, conn, &shared, shutdown).await,
                         Ok(Err(e)) => {
                             telemetry::tls_handshake_failed("error");
@@ -244,8 +269,12 @@ async fn accept(
 
 /// Serves HTTP on one accepted (and, for HTTPS, handshaken) connection until it closes, goes
 /// idle, or shutdown asks it to finish its requests and close.
-async fn serve<IO>(io: IO, conn: ConnInfo, shared: &Arc<Shared>, mut shutdown: watch::Receiver<bool>)
-where
+async fn serve<IO>(
+    io: IO,
+    conn: ConnInfo,
+    shared: &Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Activity::new();

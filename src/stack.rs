@@ -32,7 +32,11 @@ pub struct ConnInfo {
 
 pub type ResponseBody = Metered<Body>;
 
-pub async fn handle(app: &App, conn: ConnInfo, mut request: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn handle(
+    app: &App,
+    conn: ConnInfo,
+    mut request: Request<Incoming>,
+) -> Response<ResponseBody> {
     // 1. Identify and start recording first, so that every answer below, even a 400, carries
     //    the request id and produces exactly one access-log line.
     let request_id = headers::request_id(request.headers());
@@ -116,6 +120,12 @@ fn pipeline(
         host.clone(),
         &app.trusted_proxies,
     );
-    request.headers_mut().insert(X_REQUEST_ID, request_id.clone());
-    Ok(Forward { path, host, upgrade })
+    request
+        .headers_mut()
+        .insert(X_REQUEST_ID, request_id.clone());
+    Ok(Forward {
+        path,
+        host,
+        upgrade,
+    })
 }

@@ -1,7 +1,11 @@
 use super::*;
 
 fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
-    parse(text, Path::new("/etc/gatehouse/gatehouse.yaml"), &Overrides::default())
+    parse(
+        text,
+        Path::new("/etc/gatehouse/gatehouse.yaml"),
+        &Overrides::default(),
+    )
 }
 
 const MINIMAL: &str = "\
@@ -16,7 +20,10 @@ upstream:
 fn minimal_config_gets_safe_defaults() {
     let config = parse_str(MINIMAL).unwrap();
     assert_eq!(config.listen.admin, "127.0.0.1:9901".parse().unwrap());
-    assert_eq!(config.upstream.target, UpstreamTarget::Tcp("127.0.0.1:3000".into()));
+    assert_eq!(
+        config.upstream.target,
+        UpstreamTarget::Tcp("127.0.0.1:3000".into())
+    );
     assert!(config.trusted_proxies.is_empty());
     assert!(config.tls.is_none());
     assert_eq!(config.limits.max_header_bytes, 16384);
@@ -31,7 +38,11 @@ fn unknown_key_is_an_error_with_line_and_field() {
     assert_eq!(e.line, 6, "{e}");
     assert_eq!(e.field, "upstream.timout");
     assert!(e.message.contains("timout"), "{e}");
-    assert!(e.to_string().starts_with("/etc/gatehouse/gatehouse.yaml:6:"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("/etc/gatehouse/gatehouse.yaml:6:"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -66,7 +77,10 @@ log:
         ]
     );
     let text = ConfigErrors(errors).to_string();
-    assert!(text.contains(":7:") && text.contains("upstream.timeout"), "{text}");
+    assert!(
+        text.contains(":7:") && text.contains("upstream.timeout"),
+        "{text}"
+    );
     assert!(text.contains("needs a `tls` section"), "{text}");
 }
 
@@ -94,11 +108,20 @@ upstream:
 ";
     let config = parse_str(text).unwrap();
     let tls = config.tls.unwrap();
-    assert_eq!(tls.certificates[0].cert_file, Path::new("/etc/gatehouse/certs/tls.crt"));
-    assert_eq!(tls.certificates[0].key, KeySource::File("/etc/gatehouse/certs/tls.key".into()));
+    assert_eq!(
+        tls.certificates[0].cert_file,
+        Path::new("/etc/gatehouse/certs/tls.crt")
+    );
+    assert_eq!(
+        tls.certificates[0].key,
+        KeySource::File("/etc/gatehouse/certs/tls.key".into())
+    );
     assert_eq!(tls.certificates[0].names, ["app.example", "*.app.example"]);
     assert_eq!(tls.certificates[0].origin.line, 6);
-    assert_eq!(config.upstream.target, UpstreamTarget::Unix("/etc/gatehouse/run/app.sock".into()));
+    assert_eq!(
+        config.upstream.target,
+        UpstreamTarget::Unix("/etc/gatehouse/run/app.sock".into())
+    );
 }
 
 #[test]
@@ -118,7 +141,13 @@ upstream:
 ";
     let errors = parse_str(text).unwrap_err().0;
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-    assert_eq!(fields, ["tls.certificates[0].key_file", "tls.certificates[1].key_file"]);
+    assert_eq!(
+        fields,
+        [
+            "tls.certificates[0].key_file",
+            "tls.certificates[1].key_file"
+        ]
+    );
 }
 
 #[test]
@@ -129,7 +158,10 @@ fn overrides_replace_file_values() {
         ..Overrides::default()
     };
     let config = parse(MINIMAL, Path::new("g.yaml"), &overrides).unwrap();
-    assert_eq!(config.upstream.target, UpstreamTarget::Unix("/tmp/app.sock".into()));
+    assert_eq!(
+        config.upstream.target,
+        UpstreamTarget::Unix("/tmp/app.sock".into())
+    );
     assert_eq!(config.log.format, LogFormat::Json);
     let bad = Overrides {
         admin: Some("nope".into()),

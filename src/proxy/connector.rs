@@ -54,14 +54,17 @@ impl tower_service::Service<Uri> for UpstreamConnector {
                         stream.set_nodelay(true)?;
                         Ok(UpstreamStream::Tcp(stream))
                     }
-                    UpstreamTarget::Unix(path) => {
-                        UnixStream::connect(PathBuf::from(path)).await.map(UpstreamStream::Unix)
-                    }
+                    UpstreamTarget::Unix(path) => UnixStream::connect(PathBuf::from(path))
+                        .await
+                        .map(UpstreamStream::Unix),
                 }
             };
             match tokio::time::timeout(timeout, connect).await {
                 Ok(stream) => stream.map(TokioIo::new),
-                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "upstream connect timed out")),
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "upstream connect timed out",
+                )),
             }
         })
     }
@@ -80,7 +83,11 @@ impl Connection for UpstreamStream {
 }
 
 impl AsyncRead for UpstreamStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Self::Unix(s) => Pin::new(s).poll_read(cx, buf),
@@ -89,7 +96,11 @@ impl AsyncRead for UpstreamStream {
 }
 
 impl AsyncWrite for UpstreamStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Self::Unix(s) => Pin::new(s).poll_write(cx, buf),

@@ -78,7 +78,10 @@ mod tests {
     async fn idle_only_counts_time_without_requests() {
         let activity = Activity::new();
         let guard = activity.begin();
-        let idle = tokio::time::timeout(Duration::from_secs(30), activity.idle_for(Duration::from_secs(5)));
+        let idle = tokio::time::timeout(
+            Duration::from_secs(30),
+            activity.idle_for(Duration::from_secs(5)),
+        );
         assert!(idle.await.is_err(), "a request in flight is not idle");
         drop(guard);
         let started = Instant::now();

@@ -34,10 +34,17 @@ pub fn load_certificate(source: &CertificateSource) -> Result<LoadedCert, Config
         .and_then(|certs| certs.collect::<Result<_, _>>())
         .map_err(|e| fail(format!("cannot read {}: {e}", source.cert_file.display())))?;
     let Some(leaf) = chain.first() else {
-        return Err(fail(format!("no certificate in {}", source.cert_file.display())));
+        return Err(fail(format!(
+            "no certificate in {}",
+            source.cert_file.display()
+        )));
     };
-    let info = x509::parse(leaf)
-        .ok_or_else(|| fail(format!("{} is not a valid X.509 certificate", source.cert_file.display())))?;
+    let info = x509::parse(leaf).ok_or_else(|| {
+        fail(format!(
+            "{} is not a valid X.509 certificate",
+            source.cert_file.display()
+        ))
+    })?;
     let key = match &source.key {
         KeySource::File(path) => PrivateKeyDer::from_pem_file(path)
             .map_err(|e| fail(format!("cannot read key {}: {e}", path.display())))?,
@@ -48,8 +55,11 @@ pub fn load_certificate(source: &CertificateSource) -> Result<LoadedCert, Config
                 .map_err(|e| fail(format!("`{name}` does not hold a PEM private key: {e}")))?
         }
     };
-    let key = CertifiedKey::from_der(chain, key, &aws_lc_rs::default_provider())
-        .map_err(|e| fail(format!("certificate and key do not match or are unusable: {e}")))?;
+    let key = CertifiedKey::from_der(chain, key, &aws_lc_rs::default_provider()).map_err(|e| {
+        fail(format!(
+            "certificate and key do not match or are unusable: {e}"
+        ))
+    })?;
     let names = if source.names.is_empty() {
         info.dns_names
     } else {
@@ -202,10 +212,13 @@ mod tests {
 
     fn cert(names: &[&str]) -> LoadedCert {
         let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let params =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
         let der = params.self_signed(&key).unwrap().der().clone();
         let private = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
-        let key = CertifiedKey::from_der(vec![der], private, &aws_lc_rs::default_provider()).unwrap();
+        let key =
+            CertifiedKey::from_der(vec![der], private, &aws_lc_rs::default_provider()).unwrap();
         LoadedCert {
             key: Arc::new(key),
             names: names.iter().map(|s| s.to_string()).collect(),
@@ -222,7 +235,10 @@ mod tests {
         assert!(same(set.pick(Some("a.test")), &a));
         assert!(same(set.pick(Some("B.TEST")), &b));
         assert!(same(set.pick(Some("x.b.test")), &b));
-        assert!(same(set.pick(Some("x.y.b.test")), &a), "wildcards cover one label");
+        assert!(
+            same(set.pick(Some("x.y.b.test")), &a),
+            "wildcards cover one label"
+        );
         assert!(same(set.pick(Some("other.test")), &a));
         assert!(same(set.pick(None), &a));
     }

@@ -65,8 +65,12 @@ fn read_extensions(explicit: &[u8], info: &mut CertInfo) -> Option<()> {
                     }
                 }
                 0x87 => match name.len() {
-                    4 => info.ip_addresses.push(IpAddr::from(<[u8; 4]>::try_from(name).ok()?)),
-                    16 => info.ip_addresses.push(IpAddr::from(<[u8; 16]>::try_from(name).ok()?)),
+                    4 => info
+                        .ip_addresses
+                        .push(IpAddr::from(<[u8; 4]>::try_from(name).ok()?)),
+                    16 => info
+                        .ip_addresses
+                        .push(IpAddr::from(<[u8; 16]>::try_from(name).ok()?)),
                     _ => {}
                 },
                 _ => {}
@@ -155,7 +159,10 @@ mod tests {
         assert_eq!(info.dns_names, ["localhost", "app.example"]);
         assert_eq!(
             info.ip_addresses,
-            ["127.0.0.1".parse::<IpAddr>().unwrap(), "::1".parse().unwrap()]
+            [
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
         );
         assert_eq!(info.not_after, 1_940_889_600); // 2031-07-04T00:00:00Z
     }

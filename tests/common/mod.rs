@@ -1,0 +1,394 @@
+//! Shared by the integration tests: a real CA and certificates (rcgen, through
+//! `gatehouse::devcerts`), real upstream servers on `127.0.0.1:0`, real TLS clients that trust
+//! that CA, and Gatehouse started in-process or as the real binary.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gatehouse::config::{self, Overrides};
+use gatehouse::devcerts::{self, DevCertPaths};
+use gatehouse::server::{self, Running};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ClientConfig;
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+pub type BoxBody =
+    http_body_util::combinators::BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+pub fn init() {
+    gatehouse::install_crypto_provider();
+}
+
+/// A temporary directory with a development CA and a leaf for localhost/127.0.0.1/::1.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub paths: DevCertPaths,
+}
+
+pub fn pki() -> Pki {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let (paths, _) = devcerts::ensure(dir.path(), &[]).unwrap();
+    Pki { dir, paths }
+}
+
+/// A client configuration that trusts only `ca` and offers `alpn`.
+pub fn client_config(ca: &Path, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    init();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+pub async fn tls_connect(
+    addr: SocketAddr,
+    server_name: &str,
+    config: Arc<ClientConfig>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from(server_name.to_owned()).unwrap();
+    TlsConnector::from(config).connect(name, tcp).await
+}
+
+/// A TLS client for one Gatehouse listener, HTTP/1.1 or HTTP/2, trusting the test CA.
+#[derive(Clone)]
+pub struct Client {
+    pub addr: SocketAddr,
+    pub server_name: String,
+    pub ca: PathBuf,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr, ca: &Path) -> Self {
+        Self {
+            addr,
+            server_name: "localhost".into(),
+            ca: ca.to_owned(),
+        }
+    }
+
+    /// One request over a fresh HTTP/1.1 connection; the body is read whole.
+    pub async fn h1(&self, request: Request<BoxBody>) -> Response<Bytes> {
+        let response = self.h1_streaming(request).await;
+        collect(response).await
+    }
+
+    pub async fn h1_streaming(&self, request: Request<BoxBody>) -> Response<Incoming> {
+        let tls = tls_connect(
+            self.addr,
+            &self.server_name,
+            client_config(&self.ca, &[b"http/1.1"]),
+        )
+        .await
+        .unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn.with_upgrades());
+        sender.send_request(request).await.unwrap()
+    }
+
+    /// One request over a fresh HTTP/2 connection (ALPN `h2`).
+    pub async fn h2(&self, request: Request<BoxBody>) -> Response<Bytes> {
+        let tls = tls_connect(
+            self.addr,
+            &self.server_name,
+            client_config(&self.ca, &[b"h2"]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        collect(sender.send_request(request).await.unwrap()).await
+    }
+}
+
+pub async fn collect(response: Response<Incoming>) -> Response<Bytes> {
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    Response::from_parts(parts, bytes)
+}
+
+pub fn empty() -> BoxBody {
+    full("")
+}
+
+pub fn full(data: impl Into<Bytes>) -> BoxBody {
+    Full::new(data.into()).map_err(|e| match e {}).boxed()
+}
+
+/// `GET path` with `Host: localhost`.
+pub fn get(path: &str) -> Request<BoxBody> {
+    Request::get(path)
+        .header("host", "localhost")
+        .body(empty())
+        .unwrap()
+}
+
+/// What an upstream saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: http::HeaderMap,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+/// A real HTTP/1.1 upstream on `127.0.0.1:0` that records what it receives.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts an upstream whose answers come from `handler`.
+pub async fn upstream<F, Fut>(handler: F) -> Upstream
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<BoxBody>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let handler = handler.clone();
+            let record = record.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                    record.lock().unwrap().push(Seen {
+                        method: request.method().to_string(),
+                        uri: request.uri().to_string(),
+                        headers: request.headers().clone(),
+                    });
+                    let answer = handler(request);
+                    async move { Ok::<_, Infallible>(answer.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    Upstream { addr, seen, task }
+}
+
+/// An upstream that answers every request with 200 and `ok`.
+pub async fn ok_upstream() -> Upstream {
+    upstream(|_| async { Response::new(full("ok")) }).await
+}
+
+/// A config with an HTTPS listener and an admin listener on free ports, the test certificate,
+/// and `upstream`; `extra` is appended (top-level YAML).
+pub fn config_text(pki: &Pki, upstream: &str, extra: &str) -> String {
+    format!(
+        "version: 1
+listen:
+  https: 127.0.0.1:0
+  admin: 127.0.0.1:0
+tls:
+  reload_interval: 100ms
+  certificates:
+    - cert_file: {cert}
+      key_file: {key}
+upstream:
+  url: {upstream}
+{extra}",
+        cert = pki.paths.cert.display(),
+        key = pki.paths.key.display(),
+    )
+}
+
+/// Starts Gatehouse in this process.
+pub async fn start(text: &str) -> Running {
+    init();
+    let config = config::parse(text, Path::new("test.yaml"), &Overrides::default()).unwrap();
+    server::start(config).await.unwrap()
+}
+
+/// GET on the admin listener; returns status and body.
+pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let request = Request::get(path)
+        .header("host", "admin")
+        .body(empty())
+        .unwrap();
+    let response = collect(sender.send_request(request).await.unwrap()).await;
+    (
+        response.status().as_u16(),
+        String::from_utf8_lossy(response.body()).into_owned(),
+    )
+}
+
+/// The value of a counter or gauge line in `/metrics` (0 when absent).
+pub async fn metric(admin: SocketAddr, series: &str) -> f64 {
+    let (_, text) = admin_get(admin, "/metrics").await;
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Polls `check` until it returns true, for at most `limit`; panics with `what` otherwise.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The real `gatehouse` binary, running with a config file; killed on drop.
+pub struct Process {
+    pub child: Child,
+    pub https: Option<SocketAddr>,
+    pub admin: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Peak resident memory (`VmHWM`) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_gatehouse")
+}
+
+/// Runs `gatehouse run --config FILE --log-format json` and waits until it serves.
+pub fn spawn_binary(config_file: &Path) -> Process {
+    let mut child = Command::new(binary())
+        .args(["run", "--config"])
+        .arg(config_file)
+        .args(["--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("gatehouse is serving")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(line.clone());
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("gatehouse did not start");
+    let fields: BTreeMap<String, serde_json::Value> = serde_json::from_str(&line).unwrap();
+    let addr = |name: &str| {
+        fields
+            .get(name)
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse().ok())
+    };
+    Process {
+        https: addr("https"),
+        admin: addr("admin").unwrap(),
+        child,
+        log,
+    }
+}
