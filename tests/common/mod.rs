@@ -1,7 +1,7 @@
 //! Shared by the integration tests: a real CA and certificates (rcgen, through
 //! `gatehouse::devcerts`), real upstream servers on `127.0.0.1:0`, real TLS clients that trust
 //! that CA, and Gatehouse started in-process or as the real binary.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
