@@ -6,12 +6,16 @@
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::body::{self, Body};
+use crate::path::PathError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyError {
     /// The client sent something we refuse to interpret.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The path has no single safe spelling (see `path`).
+    #[error("bad path: {0}")]
+    BadPath(PathError),
     /// A method a reverse proxy does not serve (`CONNECT`).
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -32,7 +36,7 @@ pub enum ProxyError {
 impl ProxyError {
     pub fn status(self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::BadPath(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpstreamConnect | Self::UpstreamProtocol => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -44,6 +48,7 @@ impl ProxyError {
     pub fn code(self) -> &'static str {
         match self {
             Self::BadRequest(_) => "bad_request",
+            Self::BadPath(_) => "bad_path",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UpstreamConnect => "upstream_connect",
             Self::UpstreamTimeout => "upstream_timeout",
@@ -52,13 +57,16 @@ impl ProxyError {
         }
     }
 
-    fn message(self) -> &'static str {
+    fn message(self) -> String {
         match self {
-            Self::BadRequest(why) => why,
-            Self::MethodNotAllowed => "this method is not served here",
-            Self::UpstreamConnect | Self::UpstreamProtocol => "the application is not answering",
-            Self::UpstreamTimeout => "the application did not answer in time",
-            Self::Internal => "internal error",
+            Self::BadRequest(why) => why.to_owned(),
+            Self::BadPath(why) => why.to_string(),
+            Self::MethodNotAllowed => "this method is not served here".to_owned(),
+            Self::UpstreamConnect | Self::UpstreamProtocol => {
+                "the application is not answering".to_owned()
+            }
+            Self::UpstreamTimeout => "the application did not answer in time".to_owned(),
+            Self::Internal => "internal error".to_owned(),
         }
     }
 

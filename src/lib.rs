@@ -10,6 +10,7 @@
 //! | `server`    | listeners, connection limits, HTTP/1+2 serving, shutdown     |
 //! | `stack`     | the per-request pipeline, in lifecycle order                 |
 //! | `headers`   | hop-by-hop removal, `X-Forwarded-*`, request ids             |
+//! | `path`      | the canonical request path                                   |
 //! | `proxy`     | the pooled upstream client, upgrades, upstream errors        |
 //! | `error`     | the one mapping from errors to HTTP answers                  |
 //! | `admin`     | `/healthz`, `/readyz`, `/metrics` on the admin listener      |
@@ -26,6 +27,7 @@ pub mod demo;
 pub mod devcerts;
 pub mod error;
 pub mod headers;
+pub mod path;
 pub mod proxy;
 pub mod reload;
 pub mod server;

@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::body::{AccessRecord, Body, Metered};
 use crate::error::ProxyError;
 use crate::headers::{self, TrustedProxies, X_REQUEST_ID};
+use crate::path;
 use crate::proxy::Upstream;
 use crate::telemetry;
 
@@ -78,7 +80,7 @@ pub async fn handle(
 
 /// What the checks decided to send upstream.
 struct Forward {
-    path: http::uri::PathAndQuery,
+    path: PathAndQuery,
     host: Option<HeaderValue>,
     upgrade: bool,
 }
@@ -98,10 +100,17 @@ fn pipeline(
     if request.method() == Method::CONNECT {
         return Err(ProxyError::MethodNotAllowed);
     }
-    let path = match request.uri().path_and_query() {
-        Some(pq) if pq.path().starts_with('/') => pq.clone(),
-        _ => return Err(ProxyError::BadRequest("the request target must be a path")),
-    };
+    if !request.uri().path().starts_with('/') {
+        return Err(ProxyError::BadRequest("the request target must be a path"));
+    }
+    // The canonical path is computed once; matching and forwarding both use it, so the
+    // upstream can never be handed a path other than the one that was checked.
+    let canonical = path::canonicalize(request.uri().path()).map_err(ProxyError::BadPath)?;
+    let path = match request.uri().query() {
+        Some(query) => PathAndQuery::try_from(format!("{canonical}?{query}")),
+        None => PathAndQuery::try_from(canonical),
+    }
+    .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
     let host = match request.uri().authority() {
         Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
         None => {

@@ -259,3 +259,38 @@ async fn absolute_form_target_forwards_only_the_path() {
     assert_eq!(seen.uri, "/abs?x=1");
     assert_eq!(seen.header("host"), Some("other.example"));
 }
+
+#[tokio::test]
+async fn the_upstream_receives_the_canonical_path_and_ambiguous_paths_get_400() {
+    let pki = pki();
+    let app = ok_upstream().await;
+    let gh = start(&config_text(&pki, &app.url(), "")).await;
+    let client = Client::new(gh.https_addr.unwrap(), &pki.paths.ca_cert);
+    for (sent, forwarded) in [
+        ("/public/%2e%2e/admin?x=1", "/admin?x=1"),
+        ("//a/./b/../c;jsessionid=1", "/a/c"),
+        ("/%61pi/v1", "/api/v1"),
+    ] {
+        let response = client.h1(get(sent)).await;
+        assert_eq!(response.status(), 200, "{sent}");
+        assert_eq!(app.seen().last().unwrap().uri, forwarded, "{sent}");
+    }
+    let before = app.seen().len();
+    for refused in [
+        "/public/..%2fadmin",
+        "/admin%00",
+        "/a%5cb",
+        "/../etc/passwd",
+        "/%ff",
+    ] {
+        let response = client.h1(get(refused)).await;
+        assert_eq!(response.status(), 400, "{refused}");
+        let body = String::from_utf8_lossy(response.body()).into_owned();
+        assert!(body.contains("bad_path"), "{refused}: {body}");
+    }
+    assert_eq!(
+        app.seen().len(),
+        before,
+        "a refused path reached the upstream"
+    );
+}

@@ -1,0 +1,187 @@
+//! The canonical path: the one spelling of a request path that policy matching sees and the
+//! upstream receives (design.md, lifecycle step 3).
+//!
+//! Unreserved percent-escapes are decoded (`%61` → `a`, `%2e` → `.`), other escapes are kept
+//! with upper-case hex, `;params` are dropped from every segment, dot segments are resolved and
+//! empty segments merged. What cannot be made canonical safely is refused: an encoded `/` or
+//! `\`, a NUL or other control character, a malformed escape, invalid UTF-8 after decoding, or
+//! `..` climbing above the root. Pure: no I/O, no allocation beyond the result.
+
+use std::fmt::Write as _;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the path must start with `/`")]
+    NotAbsolute,
+    #[error("the path contains an encoded `/` or `\\`")]
+    EncodedSeparator,
+    #[error("the path contains a control character or backslash")]
+    ForbiddenCharacter,
+    #[error("the path contains a malformed percent-escape")]
+    BadEscape,
+    #[error("the path is not valid UTF-8 once decoded")]
+    InvalidUtf8,
+    #[error("the path climbs above the root")]
+    AboveRoot,
+}
+
+/// Canonicalizes the path part of a request target (no query, no fragment).
+pub fn canonicalize(raw: &str) -> Result<String, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let mut segments: Vec<String> = Vec::new();
+    let raw_segments: Vec<&str> = raw[1..].split('/').collect();
+    let last = raw_segments.len() - 1;
+    let mut trailing_slash = false;
+    for (i, raw_segment) in raw_segments.iter().enumerate() {
+        // `;params` belong to the segment and never take part in matching or forwarding.
+        let segment = raw_segment.split(';').next().unwrap_or_default();
+        let segment = decode_segment(segment)?;
+        match segment.as_str() {
+            "" => {
+                // `//` merges; a final empty segment is a trailing slash.
+                if i == last && !segments.is_empty() {
+                    trailing_slash = true;
+                }
+            }
+            "." => trailing_slash = i == last,
+            ".." => {
+                if segments.pop().is_none() {
+                    return Err(PathError::AboveRoot);
+                }
+                trailing_slash = i == last;
+            }
+            _ => {
+                segments.push(segment);
+                trailing_slash = false;
+            }
+        }
+    }
+    let mut out = String::with_capacity(raw.len());
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if out.is_empty() || trailing_slash {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// Decodes one segment: unreserved escapes become literals, others are normalised to
+/// upper-case hex; the decoded bytes must be valid UTF-8 and free of control characters.
+fn decode_segment(segment: &str) -> Result<String, PathError> {
+    let bytes = segment.as_bytes();
+    let mut out = String::with_capacity(segment.len());
+    let mut decoded = Vec::with_capacity(segment.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(PathError::BadEscape)?;
+            let value = std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .filter(|_| hex.iter().all(u8::is_ascii_hexdigit))
+                .ok_or(PathError::BadEscape)?;
+            match value {
+                b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+                v if v.is_ascii_control() => return Err(PathError::ForbiddenCharacter),
+                v if is_unreserved(v) => out.push(char::from(v)),
+                v => {
+                    let _ = write!(out, "%{v:02X}");
+                }
+            }
+            decoded.push(value);
+            i += 3;
+        } else {
+            if b.is_ascii_control() || b == b'\\' || b >= 0x80 {
+                return Err(PathError::ForbiddenCharacter);
+            }
+            out.push(char::from(b));
+            decoded.push(b);
+            i += 1;
+        }
+    }
+    std::str::from_utf8(&decoded).map_err(|_| PathError::InvalidUtf8)?;
+    Ok(out)
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn tricks_all_land_on_one_spelling() {
+        for (raw, canonical) in [
+            ("/", "/"),
+            ("/admin", "/admin"),
+            ("//admin", "/admin"),
+            ("/./admin", "/admin"),
+            ("/public/../admin", "/admin"),
+            ("/public/%2e%2e/admin", "/admin"),
+            ("/public/%2E%2e/admin", "/admin"),
+            ("/public/.%2e/admin", "/admin"),
+            ("/%61dmin", "/admin"),
+            ("/admin;x", "/admin"),
+            ("/admin;x=1/users;y", "/admin/users"),
+            ("/admin/", "/admin/"),
+            ("/admin/.", "/admin/"),
+            ("/admin/x/..", "/admin/"),
+            ("/a/%7euser", "/a/~user"),
+            ("/a%20b", "/a%20b"),
+            ("/a%3ab", "/a%3Ab"),
+            ("/caf%C3%A9", "/caf%C3%A9"),
+            ("/a//b///c", "/a/b/c"),
+        ] {
+            assert_eq!(canonicalize(raw).as_deref(), Ok(canonical), "{raw}");
+        }
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        for (raw, error) in [
+            ("/public/..%2fadmin", PathError::EncodedSeparator),
+            ("/a%2Fb", PathError::EncodedSeparator),
+            ("/a%5cb", PathError::EncodedSeparator),
+            ("/admin%00", PathError::ForbiddenCharacter),
+            ("/a%0ab", PathError::ForbiddenCharacter),
+            ("/a\\b", PathError::ForbiddenCharacter),
+            ("/a%zz", PathError::BadEscape),
+            ("/a%2", PathError::BadEscape),
+            ("/a%+1", PathError::BadEscape),
+            ("/%C3", PathError::InvalidUtf8),
+            ("/%ff", PathError::InvalidUtf8),
+            ("/..", PathError::AboveRoot),
+            ("/a/../../b", PathError::AboveRoot),
+            ("admin", PathError::NotAbsolute),
+            ("*", PathError::NotAbsolute),
+        ] {
+            assert_eq!(canonicalize(raw), Err(error), "{raw}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn canonical_form_is_a_fixed_point(raw in "/[a-zA-Z0-9%./;~_-]{0,40}") {
+            if let Ok(once) = canonicalize(&raw) {
+                prop_assert_eq!(canonicalize(&once), Ok(once.clone()));
+                prop_assert!(!once.contains("//"), "{}", once);
+                prop_assert!(!once.split('/').any(|s| s == "." || s == ".."), "{}", once);
+                prop_assert!(!once.contains(';'));
+                prop_assert!(once.starts_with('/'));
+            }
+        }
+
+        #[test]
+        fn never_panics(raw in "\\PC{0,60}") {
+            let _ = canonicalize(&raw);
+        }
+    }
+}
