@@ -202,7 +202,7 @@ pub fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, C
     }
 }
 
-fn syntax_error(error: &serde_saphyr::Error, text: &str, path: &Path) -> ConfigError {
+pub(crate) fn syntax_error(error: &serde_saphyr::Error, text: &str, path: &Path) -> ConfigError {
     let (line, column) = error.location().map_or((0, 0), |l| (l.line(), l.column()));
     let message = error.without_snippet().to_string();
     // The parser's own message may carry a location prefix; ours is in front already.

@@ -11,6 +11,8 @@
 //! | `stack`     | the per-request pipeline, in lifecycle order                 |
 //! | `headers`   | hop-by-hop removal, `X-Forwarded-*`, request ids             |
 //! | `path`      | the canonical request path                                   |
+//! | `policy`    | route rules from `policies/`, matching and decisions         |
+//! | `auth`      | identity: the `Principal` and claim mapping                  |
 //! | `proxy`     | the pooled upstream client, upgrades, upstream errors        |
 //! | `error`     | the one mapping from errors to HTTP answers                  |
 //! | `admin`     | `/healthz`, `/readyz`, `/metrics` on the admin listener      |
@@ -20,6 +22,7 @@
 //! | `reload`    | watching files for changes                                   |
 
 pub mod admin;
+pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
@@ -28,6 +31,7 @@ pub mod devcerts;
 pub mod error;
 pub mod headers;
 pub mod path;
+pub mod policy;
 pub mod proxy;
 pub mod reload;
 pub mod server;

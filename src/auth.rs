@@ -1,0 +1,177 @@
+//! Identity: who a caller is, as established from a verified credential.
+//!
+//! Pure: this module and its children never import the server, the stack or the proxy.
+//! [`Principal`] is what policy decides on and what the identity headers are built from.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Bearer,
+    Session,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    pub subject: String,
+    pub issuer: String,
+    pub email: Option<String>,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    /// All claims of the credential, for claim requirements.
+    pub claims: Arc<Value>,
+    pub method: AuthMethod,
+}
+
+/// Where an issuer keeps the facts we need, as claim paths (`realm_access.roles`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimMapping {
+    pub subject: String,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub email: String,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        Self {
+            subject: "sub".into(),
+            roles: vec!["roles".into()],
+            scopes: vec!["scope".into(), "scp".into()],
+            email: "email".into(),
+        }
+    }
+}
+
+/// Why a set of claims cannot become a principal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimError {
+    #[error("claim `{0}` is missing or not a non-empty string")]
+    Subject(String),
+    #[error("claim `{0}` must be a string or an array of strings")]
+    WrongType(String),
+}
+
+impl ClaimMapping {
+    /// Builds a principal from verified claims. Wrong types are errors, not empty lists: a
+    /// token whose roles claim is an object is malformed, and malformed tokens are refused.
+    pub fn principal(
+        &self,
+        claims: Value,
+        issuer: &str,
+        method: AuthMethod,
+    ) -> Result<Principal, ClaimError> {
+        let subject = match lookup(&claims, &self.subject) {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(ClaimError::Subject(self.subject.clone())),
+        };
+        let mut roles = Vec::new();
+        for path in &self.roles {
+            roles.extend(strings(&claims, path, false)?);
+        }
+        let mut scopes = Vec::new();
+        for path in &self.scopes {
+            scopes.extend(strings(&claims, path, true)?);
+        }
+        let email = match lookup(&claims, &self.email) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        Ok(Principal {
+            subject,
+            issuer: issuer.to_owned(),
+            email,
+            roles,
+            scopes,
+            claims: Arc::new(claims),
+            method,
+        })
+    }
+}
+
+/// A list of strings at `path`: an array of strings, or one string (split on spaces when
+/// `space_separated`, as OAuth `scope` is). Absent means empty.
+fn strings(claims: &Value, path: &str, space_separated: bool) -> Result<Vec<String>, ClaimError> {
+    match lookup(claims, path) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) if space_separated => {
+            Ok(s.split_whitespace().map(str::to_owned).collect())
+        }
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(ClaimError::WrongType(path.to_owned())),
+            })
+            .collect(),
+        Some(_) => Err(ClaimError::WrongType(path.to_owned())),
+    }
+}
+
+/// Finds a claim by path. The whole path is tried as one key first, so URL-shaped claim names
+/// (`https://example.com/roles`) work; otherwise `.` descends into objects.
+pub fn lookup<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
+    if let Some(value) = claims.get(path) {
+        return Some(value);
+    }
+    path.split('.')
+        .try_fold(claims, |value, key| value.get(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn maps_roles_scopes_and_email_from_configured_paths() {
+        let mapping = ClaimMapping {
+            roles: vec!["realm_access.roles".into(), "groups".into()],
+            ..ClaimMapping::default()
+        };
+        let claims = json!({
+            "sub": "alice", "email": "a@example.com",
+            "realm_access": {"roles": ["admin", "dev"]}, "groups": "ops",
+            "scope": "orders:read orders:write"
+        });
+        let p = mapping
+            .principal(claims, "https://idp", AuthMethod::Bearer)
+            .unwrap();
+        assert_eq!(p.subject, "alice");
+        assert_eq!(p.roles, ["admin", "dev", "ops"]);
+        assert_eq!(p.scopes, ["orders:read", "orders:write"]);
+        assert_eq!(p.email.as_deref(), Some("a@example.com"));
+    }
+
+    #[test]
+    fn scp_arrays_and_url_claim_names() {
+        let mapping = ClaimMapping {
+            roles: vec!["https://example.com/roles".into()],
+            ..ClaimMapping::default()
+        };
+        let claims = json!({"sub": "x", "scp": ["a", "b"], "https://example.com/roles": ["r"]});
+        let p = mapping.principal(claims, "i", AuthMethod::Bearer).unwrap();
+        assert_eq!(p.scopes, ["a", "b"]);
+        assert_eq!(p.roles, ["r"]);
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        let m = ClaimMapping::default();
+        let bad_roles = json!({"sub": "x", "roles": {"admin": true}});
+        assert_eq!(
+            m.principal(bad_roles, "i", AuthMethod::Bearer),
+            Err(ClaimError::WrongType("roles".into()))
+        );
+        let mixed = json!({"sub": "x", "roles": ["admin", 1]});
+        assert!(m.principal(mixed, "i", AuthMethod::Bearer).is_err());
+        for sub in [json!({}), json!({"sub": ""}), json!({"sub": 42})] {
+            assert!(m.principal(sub, "i", AuthMethod::Bearer).is_err());
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! A policy file as written. Every key is documented here; `policy.rs` validates.
+//!
+//! ```yaml
+//! version: 1
+//! default: deny            # or allow: what happens when no route matches (default deny)
+//! routes:                  # first match wins
+//!   - name: admin          # unique across all files
+//!     path: /admin/**      # or `paths: [..]`; `*` one segment, `**` any depth
+//!     methods: [GET, POST] # default: any method
+//!     host: app.example    # default: any host; `*.example.com` matches one label
+//!     auth: bearer         # none | bearer | session | any (default any)
+//!     require:
+//!       roles:  { any_of: [admin], all_of: [] }
+//!       scopes: { all_of: [orders:write] }
+//!       claims:
+//!         email_verified: { equals: true }
+//!         tenant: { one_of: [acme, globex] }
+//!         department: { present: true }
+//!     pass_authorization: false   # forward the Authorization header (default: removed)
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+use serde_saphyr::Spanned;
+
+type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicyFile {
+    /// Format version; must be `1`.
+    pub version: Option<S<u32>>,
+    /// `deny` (default) or `allow`: the answer when no route matches. At most one file may set
+    /// it.
+    pub default: Option<S<String>>,
+    /// Ordered rules; across files, files are taken in name order.
+    pub routes: Option<Vec<RawRoute>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// A unique name, used in logs, metrics and `policy explain`.
+    pub name: Option<S<String>>,
+    /// One path glob.
+    pub path: Option<S<String>>,
+    /// Several path globs (instead of `path`).
+    pub paths: Option<Vec<S<String>>>,
+    /// HTTP methods; absent means any.
+    pub methods: Option<Vec<S<String>>>,
+    /// Host (without port) the route applies to; absent means any.
+    pub host: Option<S<String>>,
+    /// `none`, `bearer`, `session` or `any`. Default `any`.
+    pub auth: Option<S<String>>,
+    pub require: Option<RawRequire>,
+    /// Forward the client's `Authorization` header to the app (removed by default).
+    pub pass_authorization: Option<S<bool>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequire {
+    pub roles: Option<RawSet>,
+    pub scopes: Option<RawSet>,
+    /// Claim path (`realm_access.roles`, `email_verified`) to matcher. A claim that is an
+    /// array matches when any element matches.
+    pub claims: Option<BTreeMap<String, RawClaim>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSet {
+    /// At least one of these.
+    pub any_of: Option<Vec<S<String>>>,
+    /// Every one of these.
+    pub all_of: Option<Vec<S<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClaim {
+    pub equals: Option<S<Value>>,
+    pub one_of: Option<S<Vec<Value>>>,
+    pub present: Option<S<bool>>,
+}
