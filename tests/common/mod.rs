@@ -392,3 +392,138 @@ pub fn spawn_binary(config_file: &Path) -> Process {
         log,
     }
 }
+
+/// A client configuration that speaks only `versions`, trusts only `ca` and offers `alpn`.
+pub fn client_config_versions(
+    ca: &Path,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Arc<ClientConfig> {
+    init();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = ClientConfig::builder_with_protocol_versions(versions)
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// A client configuration that accepts any server certificate (signatures are still checked),
+/// for tests that compare the presented certificate's bytes themselves.
+pub fn accept_any_cert_config(alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    init();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The DER bytes of the first certificate in a PEM file.
+pub fn first_cert_der(path: &Path) -> Vec<u8> {
+    CertificateDer::pem_file_iter(path)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+/// The DER bytes of the leaf certificate the server presented.
+pub fn peer_leaf(tls: &TlsStream<TcpStream>) -> Vec<u8> {
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// A new leaf for the default names plus `extra`, signed by the CA of `pki`, in a directory of
+/// its own (the CA files are copied there so that `devcerts::ensure` reuses them).
+pub fn sibling_leaf(pki: &Pki, extra: &[&str]) -> (tempfile::TempDir, DevCertPaths) {
+    let dir = tempfile::tempdir().unwrap();
+    let target = DevCertPaths::in_dir(dir.path());
+    std::fs::copy(&pki.paths.ca_cert, &target.ca_cert).unwrap();
+    std::fs::copy(&pki.paths.ca_key, &target.ca_key).unwrap();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let (paths, report) = devcerts::ensure(dir.path(), &extra).unwrap();
+    assert!(!report.created_ca && report.issued_leaf, "{report:?}");
+    (dir, paths)
+}
+
+/// Replaces `path` atomically: writes a temporary file beside it, then renames it over.
+pub fn replace_file(path: &Path, contents: &[u8]) {
+    let tmp = path.with_extension("replacing");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Reads until the peer closes (end of stream or an error) and returns what arrived before;
+/// `None` when the connection is still open after `limit`.
+pub async fn read_until_closed<R>(stream: &mut R, limit: Duration) -> Option<Vec<u8>>
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let read_all = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(limit, read_all).await.ok()?;
+    Some(received)
+}

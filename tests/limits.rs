@@ -1,0 +1,331 @@
+//! Connection and request limits over real TLS: header size and count, slow headers, idle
+//! connections, the connection cap, and the admin endpoints staying off the public port.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use http::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn with_limits(limits: &str) -> String {
+    format!("limits:\n{limits}")
+}
+
+#[tokio::test]
+async fn oversize_header_block_gets_431_and_never_reaches_the_upstream() {
+    let pki = pki();
+    let app = ok_upstream().await;
+    // Default limits.max_header_bytes: 16384.
+    let gh = start(&config_text(&pki, &app.url(), "")).await;
+    let client = Client::new(gh.https_addr.unwrap(), &pki.paths.ca_cert);
+
+    let request = Request::get("/big")
+        .header("host", "localhost")
+        .header("x-big", "a".repeat(40 * 1024))
+        .body(empty())
+        .unwrap();
+    assert_eq!(client.h1(request).await.status(), 431);
+    assert!(app.seen().is_empty(), "{:?}", app.seen());
+
+    // Control: a header just under the limit is forwarded.
+    let request = Request::get("/fits")
+        .header("host", "localhost")
+        .header("x-big", "a".repeat(12 * 1024))
+        .body(empty())
+        .unwrap();
+    assert_eq!(client.h1(request).await.status(), 200);
+    let seen = app.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].uri, "/fits");
+}
+
+#[tokio::test]
+async fn too_many_headers_get_431_and_never_reach_the_upstream() {
+    let pki = pki();
+    let app = ok_upstream().await;
+    let gh = start(&config_text(
+        &pki,
+        &app.url(),
+        &with_limits("  max_headers: 10\n"),
+    ))
+    .await;
+    let client = Client::new(gh.https_addr.unwrap(), &pki.paths.ca_cert);
+    let with_headers = |path: &str, count: usize| {
+        let mut request = Request::get(path).header("host", "localhost");
+        for i in 0..count {
+            request = request.header(format!("x-h{i}"), "1");
+        }
+        request.body(empty()).unwrap()
+    };
+
+    assert_eq!(client.h1(with_headers("/many", 20)).await.status(), 431);
+    assert!(app.seen().is_empty(), "{:?}", app.seen());
+
+    assert_eq!(client.h1(with_headers("/few", 5)).await.status(), 200);
+    let seen = app.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].uri, "/few");
+}
+
+#[tokio::test]
+async fn oversize_http2_headers_never_reach_the_upstream() {
+    let pki = pki();
+    let app = ok_upstream().await;
+    let gh = start(&config_text(&pki, &app.url(), "")).await;
+    let tls = tls_connect(
+        gh.https_addr.unwrap(),
+        "localhost",
+        client_config(&pki.paths.ca_cert, &[b"h2"]),
+    )
+    .await
+    .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let request = Request::get("https://localhost/big")
+        .header("x-big", "a".repeat(40 * 1024))
+        .body(empty())
+        .unwrap();
+    // h2 answers an oversize header list itself with 431 and resets the stream; hyper never
+    // sees the request.
+    let response = tokio::time::timeout(LIMIT, sender.send_request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), 431);
+    assert!(app.seen().is_empty(), "{:?}", app.seen());
+
+    // The connection survives: only that stream was refused.
+    let request = Request::get("https://localhost/fits")
+        .body(empty())
+        .unwrap();
+    let response = tokio::time::timeout(LIMIT, sender.send_request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = app.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].uri, "/fits");
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off_by_the_header_read_timeout() {
+    let pki = pki();
+    let app = ok_upstream().await;
+    let gh = start(&config_text(
+        &pki,
+        &app.url(),
+        &with_limits("  header_read_timeout: 500ms\n"),
+    ))
+    .await;
+    let tls = tls_connect(
+        gh.https_addr.unwrap(),
+        "localhost",
+        client_config(&pki.paths.ca_cert, &[b"http/1.1"]),
+    )
+    .await
+    .unwrap();
+    let (mut reader, mut writer) = tokio::io::split(tls);
+    let closed = tokio::spawn(async move { read_until_closed(&mut reader, LIMIT).await });
+
+    writer
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .unwrap();
+    writer.flush().await.unwrap();
+    // One header byte every 100 ms, for at most 5 s: ten times the timeout.
+    let mut sent = 0;
+    while sent < 50 && !closed.is_finished() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let write = async {
+            writer.write_all(b"a").await?;
+            writer.flush().await
+        };
+        if write.await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(sent < 50, "still open after 5 s of trickled headers");
+    let answer = tokio::time::timeout(LIMIT, closed)
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("the server did not close the connection");
+    // hyper closes without an answer on a header timeout; a 408 would be acceptable too.
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(app.seen().is_empty(), "{:?}", app.seen());
+}
+
+#[tokio::test]
+async fn idle_http1_connection_is_closed() {
+    let pki = pki();
+    let app = ok_upstream().await;
+    let gh = start(&config_text(
+        &pki,
+        &app.url(),
+        &with_limits("  idle_timeout: 300ms\n"),
+    ))
+    .await;
+    let tls = tls_connect(
+        gh.https_addr.unwrap(),
+        "localhost",
+        client_config(&pki.paths.ca_cert, &[b"http/1.1"]),
+    )
+    .await
+    .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let response = collect(sender.send_request(get("/")).await.unwrap()).await;
+    assert_eq!(response.status(), 200);
+
+    // Well under the 10 s header-read timeout, which also closes idle HTTP/1.1 connections.
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("the idle connection was not closed")
+        .unwrap()
+        .unwrap();
+    assert!(sender.send_request(get("/")).await.is_err());
+    assert_eq!(app.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn idle_http2_connection_is_closed() {
+    let pki = pki();
+    let app = ok_upstream().await;
+    let gh = start(&config_text(
+        &pki,
+        &app.url(),
+        &with_limits("  idle_timeout: 300ms\n"),
+    ))
+    .await;
+    let tls = tls_connect(
+        gh.https_addr.unwrap(),
+        "localhost",
+        client_config(&pki.paths.ca_cert, &[b"h2"]),
+    )
+    .await
+    .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let request = Request::get("https://localhost/").body(empty()).unwrap();
+    let response = collect(sender.send_request(request).await.unwrap()).await;
+    assert_eq!(response.status(), 200);
+
+    // GOAWAY, then the connection ends: the client's connection task finishes.
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("the idle HTTP/2 connection was not closed")
+        .unwrap()
+        .unwrap();
+    let request = Request::get("https://localhost/").body(empty()).unwrap();
+    assert!(sender.send_request(request).await.is_err());
+    assert_eq!(app.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_wait_until_one_closes() {
+    let pki = pki();
+    let app = ok_upstream().await;
+    let gh = start(&config_text(
+        &pki,
+        &app.url(),
+        &with_limits("  max_connections: 2\n"),
+    ))
+    .await;
+    let addr = gh.https_addr.unwrap();
+    let config = client_config(&pki.paths.ca_cert, &[b"http/1.1"]);
+    let first = tls_connect(addr, "localhost", config.clone())
+        .await
+        .unwrap();
+    let second = tls_connect(addr, "localhost", config.clone())
+        .await
+        .unwrap();
+
+    // The kernel completes the TCP handshake (the accept queue), but Gatehouse does not accept
+    // the connection, so the TLS handshake cannot finish.
+    let tcp = tokio::time::timeout(LIMIT, TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut third = tokio::spawn(TlsConnector::from(config).connect(name, tcp));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut third)
+            .await
+            .is_err(),
+        "a third connection completed its handshake at max_connections: 2"
+    );
+
+    drop(first);
+    let third = tokio::time::timeout(LIMIT, third)
+        .await
+        .expect("the third handshake did not complete after a slot freed")
+        .unwrap()
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(third))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    assert_eq!(sender.send_request(get("/")).await.unwrap().status(), 200);
+    drop(second);
+}
+
+#[tokio::test]
+async fn admin_paths_on_the_public_port_go_to_the_upstream() {
+    let pki = pki();
+    let app =
+        upstream(
+            |request| async move { Response::new(full(format!("app {}", request.uri().path()))) },
+        )
+        .await;
+    let gh = start(&config_text(&pki, &app.url(), "")).await;
+    let client = Client::new(gh.https_addr.unwrap(), &pki.paths.ca_cert);
+    let paths = ["/healthz", "/readyz", "/metrics"];
+    for path in paths {
+        let response = client.h1(get(path)).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.body().as_ref(), format!("app {path}").as_bytes());
+        let request = Request::get(format!("https://localhost{path}"))
+            .body(empty())
+            .unwrap();
+        let response = client.h2(request).await;
+        assert_eq!(response.body().as_ref(), format!("app {path}").as_bytes());
+    }
+    let seen: Vec<String> = app.seen().into_iter().map(|s| s.uri).collect();
+    assert_eq!(
+        seen,
+        [
+            "/healthz", "/healthz", "/readyz", "/readyz", "/metrics", "/metrics"
+        ]
+    );
+
+    assert_eq!(
+        admin_get(gh.admin_addr, "/readyz").await,
+        (200, "ready\n".to_owned())
+    );
+    assert_eq!(
+        admin_get(gh.admin_addr, "/healthz").await,
+        (200, "ok\n".to_owned())
+    );
+}
