@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Config, ConfigErrors, Overrides};
-use crate::server::{self, StartError};
+use crate::server::{self, Running, StartError};
 use crate::telemetry::{self, LogFormat};
 use crate::tls::CertStore;
 use crate::{demo, devcerts};
@@ -152,11 +152,11 @@ async fn run(args: RunArgs) -> ExitCode {
         Ok(config) => config,
         Err(errors) => return config_failure(&errors),
     };
-    serve(config).await
+    serve(config, |_| {}).await
 }
 
-/// Starts the server, waits for SIGTERM/SIGINT, drains, and exits.
-async fn serve(config: Config) -> ExitCode {
+/// Starts the server, hands it to `started`, waits for SIGTERM/SIGINT, drains, and exits.
+async fn serve(config: Config, started: impl FnOnce(&Running)) -> ExitCode {
     telemetry::init_logging(config.log.format, &config.log.level);
     let running = match server::start(config).await {
         Ok(running) => running,
@@ -166,6 +166,7 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    started(&running);
     wait_for_signal().await;
     running.shutdown();
     running.stopped().await;
@@ -215,13 +216,16 @@ async fn run_demo(args: DemoArgs) -> ExitCode {
         Ok(config) => config,
         Err(errors) => return config_failure(&errors),
     };
-    let port = config.listen.https.map_or(8443, |a| a.port());
-    eprintln!(
-        "\nGatehouse demo\n  open   https://localhost:{port}/  (trust {ca} first, see README)\n  or     curl --cacert {ca} https://localhost:{port}/\n  admin  http://{admin}/metrics\n  stop   Ctrl-C\n",
-        ca = paths.ca_cert.display(),
-        admin = config.listen.admin,
-    );
-    serve(config).await
+    // Shown once bound, so that a port of 0 shows the port the OS chose.
+    let banner = move |running: &Running| {
+        let port = running.https_addr.map_or(0, |a| a.port());
+        eprintln!(
+            "\nGatehouse demo\n  open   https://localhost:{port}/  (trust {ca} first, see README)\n  or     curl --cacert {ca} https://localhost:{port}/\n  admin  http://{admin}/metrics\n  stop   Ctrl-C\n",
+            ca = paths.ca_cert.display(),
+            admin = running.admin_addr,
+        );
+    };
+    serve(config, banner).await
 }
 
 fn certs_dev(out: PathBuf, names: &[String]) -> ExitCode {

@@ -6,6 +6,7 @@
 //! I/O; file contents (certificates) are read by `tls` when it loads them.
 
 mod raw;
+mod unknown;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -184,14 +185,16 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> 
 
 /// Parses and validates config text; `path` names it in errors and anchors relative paths.
 pub fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> {
-    let mut raw: RawConfig = serde_saphyr::from_str(text)
-        .map_err(|e| ConfigErrors(vec![syntax_error(&e, text, path)]))?;
+    let (raw, unknown_keys) = parse_raw(text, path);
+    let Some(mut raw) = raw else {
+        return Err(ConfigErrors(unknown_keys));
+    };
     apply_overrides(&mut raw, overrides);
     let base = path.parent().unwrap_or(Path::new("."));
     let mut v = Validator {
         file: path,
         base,
-        errors: Vec::new(),
+        errors: unknown_keys,
     };
     let config = v.config(raw);
     if v.errors.is_empty() {
@@ -199,6 +202,36 @@ pub fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, C
     } else {
         v.errors.sort_by_key(|e| (e.line, e.column));
         Err(ConfigErrors(v.errors))
+    }
+}
+
+/// Parses the raw structs, returning them with the unknown keys found on the way.
+///
+/// Serde stops at the first unknown key, which would hide every other problem in the file. So
+/// each unknown key is recorded, blanked out of a copy of the text (see [`unknown::blank_key`]),
+/// and the copy parsed again. Any other parse error ends the search: it is reported when it is
+/// the file's first problem, and dropped otherwise, since it may come from the blanking.
+fn parse_raw(text: &str, path: &Path) -> (Option<RawConfig>, Vec<ConfigError>) {
+    let mut errors = Vec::new();
+    let mut text = text.to_owned();
+    loop {
+        let error = match serde_saphyr::from_str::<RawConfig>(&text) {
+            Ok(raw) => return (Some(raw), errors),
+            Err(error) => error,
+        };
+        let blanked = match error.without_snippet() {
+            serde_saphyr::Error::SerdeUnknownField { location, .. } => {
+                unknown::blank_key(&text, location.line(), location.column())
+            }
+            _ => None,
+        };
+        if errors.is_empty() || blanked.is_some() {
+            errors.push(syntax_error(&error, &text, path));
+        }
+        match blanked {
+            Some(next) => text = next,
+            None => return (None, errors),
+        }
     }
 }
 

@@ -46,6 +46,50 @@ fn unknown_key_is_an_error_with_line_and_field() {
 }
 
 #[test]
+fn unknown_keys_do_not_hide_other_errors() {
+    let text = "\
+version: 1
+listen:
+  https: 127.0.0.1:8443
+  admin: nowhere
+upstream:
+  url: http://127.0.0.1:3000
+  retries:
+    count: 3
+  timeout: 10 seconds
+tls:
+  certificates:
+    - bogus: 1
+      cert_file: a.crt
+      key_file: a.key
+limits: { drain_timeout: soon }
+";
+    let errors = parse_str(text).unwrap_err().0;
+    let found: Vec<(u64, u64, &str)> = errors
+        .iter()
+        .map(|e| (e.line, e.column, e.field.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (4, 10, "listen.admin"),
+            (7, 3, "upstream.retries"),
+            (9, 12, "upstream.timeout"),
+            (12, 7, "tls.certificates.bogus"),
+            (15, 26, "limits.drain_timeout"),
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_key_in_flow_style_is_reported_alone() {
+    let text = "version: 1\nlisten: { http: 127.0.0.1:8080, bogus: 1 }\nupstream:\n  url: x\n";
+    let errors = parse_str(text).unwrap_err().0;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].message.contains("bogus"), "{}", errors[0]);
+}
+
+#[test]
 fn all_value_errors_are_reported_together_in_file_order() {
     let text = "\
 version: 1

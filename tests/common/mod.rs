@@ -527,3 +527,90 @@ where
     tokio::time::timeout(limit, read_all).await.ok()?;
     Some(received)
 }
+
+/// Writes `text` as `gatehouse.yaml` in `dir`, for [`spawn_binary`] or the CLI.
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let file = dir.join("gatehouse.yaml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+impl Process {
+    /// Waits at most `limit` for the process to exit on its own; panics otherwise.
+    pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "gatehouse did not exit within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Client {
+    /// One request over a fresh HTTP/2 connection; the response body is left streaming.
+    pub async fn h2_streaming(&self, request: Request<BoxBody>) -> Response<Incoming> {
+        let tls = tls_connect(
+            self.addr,
+            &self.server_name,
+            client_config(&self.ca, &[b"h2"]),
+        )
+        .await
+        .unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        sender.send_request(request).await.unwrap()
+    }
+}
+
+/// Starts `command` with its stderr collected line by line into the returned log.
+pub fn spawn_logged(mut command: Command) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (child, log)
+}
+
+/// Runs `gatehouse ARGS` to completion (at most 60 s) and returns its output.
+pub fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(AsRef::as_ref).collect();
+    let child = Command::new(binary())
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("gatehouse {args:?} did not finish within 60 s");
+        }
+    }
+}
