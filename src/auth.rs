@@ -3,6 +3,10 @@
 //! Pure: this module and its children never import the server, the stack or the proxy.
 //! [`Principal`] is what policy decides on and what the identity headers are built from.
 
+pub mod jwks;
+pub mod jwt;
+pub mod signing;
+
 use std::sync::Arc;
 
 use serde_json::Value;

@@ -8,10 +8,14 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Config, ConfigErrors, Overrides};
+use crate::devissuer::DevIssuer;
 use crate::server::{self, Running, StartError};
 use crate::telemetry::{self, LogFormat};
 use crate::tls::CertStore;
 use crate::{demo, devcerts};
+
+mod dev;
+mod policy;
 
 /// Exit code for configuration errors.
 pub const EXIT_CONFIG: u8 = 64;
@@ -39,6 +43,16 @@ enum Command {
     /// HTTPS on 127.0.0.1:8443 with development certificates, in front of a built-in echo app.
     Demo(DemoArgs),
     /// Certificate helpers.
+    /// Route policy tools; both work offline.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+    },
+    /// Development helpers (the demo's token issuer).
+    Dev {
+        #[command(subcommand)]
+        command: dev::DevCommand,
+    },
     Certs {
         #[command(subcommand)]
         command: CertsCommand,
@@ -75,9 +89,12 @@ struct DemoArgs {
     /// Admin address (`/healthz`, `/readyz`, `/metrics`).
     #[arg(long, default_value = "127.0.0.1:9901")]
     admin: String,
-    /// Directory for the development CA and certificate (made if missing).
+    /// Directory for the development CA, certificate and token issuer key (made if missing).
     #[arg(long, default_value = "certs-dev")]
     certs: PathBuf,
+    /// Policy directory; when it does not exist, the built-in sample policy is used.
+    #[arg(long, default_value = "policies")]
+    policies: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,11 +130,13 @@ pub fn main() -> ExitCode {
             Command::Certs {
                 command: CertsCommand::Dev { out, names },
             } => certs_dev(out, &names),
+            Command::Policy { command } => policy::run(command),
+            Command::Dev { command } => dev::run(command),
         }
     })
 }
 
-fn config_failure(errors: &ConfigErrors) -> ExitCode {
+pub(crate) fn config_failure(errors: &ConfigErrors) -> ExitCode {
     eprintln!("{errors}");
     eprintln!(
         "gatehouse: configuration invalid ({} problem(s))",
@@ -131,9 +150,21 @@ fn check(path: PathBuf) -> ExitCode {
         Ok(config) => config,
         Err(errors) => return config_failure(&errors),
     };
+    let mut errors = Vec::new();
     if let Some(tls) = &config.tls
-        && let Err(errors) = CertStore::load(tls)
+        && let Err(e) = CertStore::load(tls)
     {
+        errors.extend(e);
+    }
+    match crate::policy::load_for(&config) {
+        Ok(policy) => {
+            for warning in &policy.warnings {
+                eprintln!("warning: {warning}");
+            }
+        }
+        Err(e) => errors.extend(e),
+    }
+    if !errors.is_empty() {
         return config_failure(&ConfigErrors(errors));
     }
     println!("{}: ok", path.display());
@@ -212,7 +243,22 @@ async fn run_demo(args: DemoArgs) -> ExitCode {
         }
     };
     tokio::spawn(demo::echo(echo));
-    let config = match demo::config(&paths, &args.listen, &args.admin, echo_addr) {
+    let issuer = match DevIssuer::ensure(&args.certs) {
+        Ok(issuer) => issuer,
+        Err(e) => return fail(e),
+    };
+    let policies = match demo::policy_dir(&args.policies, &args.certs) {
+        Ok(dir) => dir,
+        Err(e) => return fail(e),
+    };
+    let config = match demo::config(
+        &paths,
+        &issuer,
+        &policies,
+        &args.listen,
+        &args.admin,
+        echo_addr,
+    ) {
         Ok(config) => config,
         Err(errors) => return config_failure(&errors),
     };
@@ -220,8 +266,9 @@ async fn run_demo(args: DemoArgs) -> ExitCode {
     let banner = move |running: &Running| {
         let port = running.https_addr.map_or(0, |a| a.port());
         eprintln!(
-            "\nGatehouse demo\n  open   https://localhost:{port}/  (trust {ca} first, see README)\n  or     curl --cacert {ca} https://localhost:{port}/\n  admin  http://{admin}/metrics\n  stop   Ctrl-C\n",
+            "\nGatehouse demo\n  open    https://localhost:{port}/  (trust {ca} first, see README)\n  or      curl --cacert {ca} https://localhost:{port}/\n  token   gatehouse dev token --sub alice --roles admin  (then -H \"Authorization: Bearer $TOKEN\")\n  policy  {policies}\n  admin   http://{admin}/metrics\n  stop    Ctrl-C\n",
             ca = paths.ca_cert.display(),
+            policies = policies.display(),
             admin = running.admin_addr,
         );
     };
@@ -254,4 +301,10 @@ fn certs_dev(out: PathBuf, names: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints a run-time failure and returns exit code 1.
+fn fail(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("gatehouse: {error}");
+    ExitCode::FAILURE
 }

@@ -16,6 +16,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde_saphyr::{Location, Spanned};
 
+use http::HeaderName;
+use jsonwebtoken::Algorithm;
+
+use crate::auth::ClaimMapping;
 use crate::telemetry::LogFormat;
 pub use raw::RawConfig;
 
@@ -94,6 +98,114 @@ pub struct Config {
     pub limits: Limits,
     pub trusted_proxies: Vec<IpNet>,
     pub log: LogSettings,
+    /// The policy directory.
+    pub policies: PathBuf,
+    pub policies_origin: Origin,
+    pub issuers: Vec<IssuerSettings>,
+    pub identity: IdentitySettings,
+    pub tokens: TokenSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuerSettings {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub keys: JwksSource,
+    pub algorithms: Vec<Algorithm>,
+    pub claims: ClaimMapping,
+    pub leeway: Duration,
+    pub pass_authorization: bool,
+    pub jwks: JwksSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// `<issuer>/.well-known/openid-configuration`, then its `jwks_uri`.
+    Discovery,
+    Uri(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JwksSettings {
+    pub min_ttl: Duration,
+    pub max_ttl: Duration,
+    pub unknown_kid_interval: Duration,
+    pub max_stale: Duration,
+}
+
+impl Default for JwksSettings {
+    fn default() -> Self {
+        Self {
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(15 * 60),
+            unknown_kid_interval: Duration::from_secs(10),
+            max_stale: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    pub user: HeaderName,
+    pub roles: HeaderName,
+    pub email: Option<HeaderName>,
+    pub scopes: Option<HeaderName>,
+    pub oauth2_proxy: bool,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        Self {
+            user: HeaderName::from_static("x-user-id"),
+            roles: HeaderName::from_static("x-user-roles"),
+            email: None,
+            scopes: None,
+            oauth2_proxy: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TokenSettings {
+    pub max_bytes: usize,
+    pub cache_size: u64,
+}
+
+/// The algorithms accepted when an issuer does not list its own.
+pub const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// Is `url` acceptable for talking to an identity provider: `https://`, or `http://` on a
+/// loopback address (local and test IdPs)?
+pub fn idp_url_allowed(url: &str) -> Result<(), &'static str> {
+    let uri: http::Uri = url.parse().map_err(|_| "is not a URL")?;
+    let host = uri.host().ok_or("needs a host")?;
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") => {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err("must use https:// (http:// is accepted only on a loopback address)")
+            }
+        }
+        _ => Err("must be an https:// URL"),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -442,6 +554,34 @@ impl Validator<'_> {
             }
         }
         let log = self.log(raw.log.unwrap_or_default());
+        let (policies, policies_origin) = match raw.policies {
+            Some(dir) => (
+                self.path(&dir.value),
+                self.origin(&dir.referenced, "policies"),
+            ),
+            None => {
+                let message =
+                    "is required: the directory of route policies (e.g. `policies: policies/`)";
+                self.missing("policies", message);
+                (PathBuf::new(), self.origin(&UNKNOWN, "policies"))
+            }
+        };
+        let mut issuers: Vec<IssuerSettings> = Vec::new();
+        for (i, raw) in raw.issuers.unwrap_or_default().into_iter().enumerate() {
+            if let Some(issuer) = self.issuer(raw, i) {
+                if issuers.iter().any(|x| x.issuer == issuer.issuer) {
+                    let message = format!("`{}` is configured twice", issuer.issuer);
+                    self.missing(&format!("issuers[{i}].issuer"), message);
+                }
+                issuers.push(issuer);
+            }
+        }
+        let identity = self.identity(raw.identity.unwrap_or_default());
+        let raw_tokens = raw.tokens.unwrap_or_default();
+        let tokens = TokenSettings {
+            max_bytes: self.number(raw_tokens.max_bytes, "tokens.max_bytes", 256, 8192),
+            cache_size: raw_tokens.cache_size.map_or(10_000, |c| c.value),
+        };
         Config {
             listen,
             tls,
@@ -449,6 +589,132 @@ impl Validator<'_> {
             limits,
             trusted_proxies,
             log,
+            policies,
+            policies_origin,
+            issuers,
+            identity,
+            tokens,
+        }
+    }
+
+    fn issuer(&mut self, raw: raw::RawIssuer, i: usize) -> Option<IssuerSettings> {
+        let field = |name: &str| format!("issuers[{i}].{name}");
+        let Some(issuer) = raw.issuer else {
+            self.missing(
+                &field("issuer"),
+                "is required (the exact `iss` of the tokens)",
+            );
+            return None;
+        };
+        if let Err(problem) = idp_url_allowed(&issuer.value) {
+            self.error(&issuer.referenced, &field("issuer"), problem);
+        }
+        let audiences: Vec<String> = raw
+            .audiences
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.value)
+            .collect();
+        if audiences.is_empty() {
+            let message =
+                "needs at least one audience: tokens minted for other services must not pass";
+            self.error(&issuer.referenced, &field("audiences"), message);
+        }
+        let keys = match (raw.jwks_uri, raw.jwks_file) {
+            (Some(uri), None) => {
+                if let Err(problem) = idp_url_allowed(&uri.value) {
+                    self.error(&uri.referenced, &field("jwks_uri"), problem);
+                }
+                JwksSource::Uri(uri.value)
+            }
+            (None, Some(file)) => JwksSource::File(self.path(&file.value)),
+            (None, None) => JwksSource::Discovery,
+            (Some(uri), Some(_)) => {
+                self.error(
+                    &uri.referenced,
+                    &field("jwks_uri"),
+                    "set `jwks_uri` or `jwks_file`, not both",
+                );
+                JwksSource::Discovery
+            }
+        };
+        let algorithms = match raw.algorithms {
+            None => DEFAULT_ALGORITHMS.to_vec(),
+            Some(list) => list
+                .into_iter()
+                .filter_map(|a| match a.value.parse::<Algorithm>() {
+                    Ok(alg) if DEFAULT_ALGORITHMS.contains(&alg) => Some(alg),
+                    _ => {
+                        let message = format!(
+                            "`{}` is not accepted; use asymmetric algorithms: RS256/384/512, PS256/384/512, ES256/384, EdDSA",
+                            a.value
+                        );
+                        self.error(&a.referenced, &field("algorithms"), message);
+                        None
+                    }
+                })
+                .collect(),
+        };
+        let defaults = ClaimMapping::default();
+        let claims = raw.claims.unwrap_or_default();
+        let list = |v: Option<Vec<Spanned<String>>>, default: Vec<String>| {
+            v.map_or(default, |v| v.into_iter().map(|s| s.value).collect())
+        };
+        let claims = ClaimMapping {
+            subject: claims.subject.map_or(defaults.subject, |s| s.value),
+            roles: list(claims.roles, defaults.roles),
+            scopes: list(claims.scopes, defaults.scopes),
+            email: claims.email.map_or(defaults.email, |s| s.value),
+        };
+        let jwks_raw = raw.jwks.unwrap_or_default();
+        let d = JwksSettings::default();
+        let jwks = JwksSettings {
+            min_ttl: self.duration(jwks_raw.min_ttl, &field("jwks.min_ttl"), d.min_ttl),
+            max_ttl: self.duration(jwks_raw.max_ttl, &field("jwks.max_ttl"), d.max_ttl),
+            unknown_kid_interval: self.duration(
+                jwks_raw.unknown_kid_interval,
+                &field("jwks.unknown_kid_interval"),
+                d.unknown_kid_interval,
+            ),
+            max_stale: self.duration(jwks_raw.max_stale, &field("jwks.max_stale"), d.max_stale),
+        };
+        if jwks.min_ttl > jwks.max_ttl {
+            self.missing(&field("jwks.min_ttl"), "must not be longer than `max_ttl`");
+        }
+        Some(IssuerSettings {
+            issuer: issuer.value,
+            audiences,
+            keys,
+            algorithms,
+            claims,
+            leeway: self.duration(raw.leeway, &field("leeway"), Duration::from_secs(30)),
+            pass_authorization: raw.pass_authorization.is_some_and(|p| p.value),
+            jwks,
+        })
+    }
+
+    fn identity(&mut self, raw: raw::RawIdentity) -> IdentitySettings {
+        let d = IdentitySettings::default();
+        let mut name = |v: Option<Spanned<String>>, field: &str| {
+            let v = v?;
+            match HeaderName::from_bytes(v.value.trim().as_bytes()) {
+                Ok(name) => Some(name),
+                Err(_) => {
+                    self.error(
+                        &v.referenced,
+                        field,
+                        format!("`{}` is not a header name", v.value),
+                    );
+                    None
+                }
+            }
+        };
+        IdentitySettings {
+            user: name(raw.user_header, "identity.user_header").unwrap_or(d.user),
+            roles: name(raw.roles_header, "identity.roles_header").unwrap_or(d.roles),
+            email: name(raw.email_header, "identity.email_header"),
+            scopes: name(raw.scopes_header, "identity.scopes_header"),
+            oauth2_proxy: raw.oauth2_proxy_headers.is_some_and(|b| b.value),
         }
     }
 

@@ -17,10 +17,28 @@ use tokio::net::TcpListener;
 
 use crate::config::{self, Config, ConfigErrors, Overrides};
 use crate::devcerts::DevCertPaths;
+use crate::devissuer::DevIssuer;
+
+/// The sample policy, for when the demo runs outside the repository.
+pub const SAMPLE_POLICY: &str = include_str!("../policies/demo.yaml");
+
+/// The policy directory for the demo: `preferred` when it exists (the repository's
+/// `policies/`), otherwise a copy of the sample written under `certs_dir`.
+pub fn policy_dir(preferred: &Path, certs_dir: &Path) -> std::io::Result<std::path::PathBuf> {
+    if preferred.is_dir() {
+        return Ok(preferred.to_owned());
+    }
+    let dir = certs_dir.join("policies");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("demo.yaml"), SAMPLE_POLICY)?;
+    Ok(dir)
+}
 
 /// The demo's config, with the echo app's address filled in.
 pub fn config(
     certs: &DevCertPaths,
+    issuer: &DevIssuer,
+    policies: &Path,
     listen: &str,
     admin: &str,
     echo: SocketAddr,
@@ -36,9 +54,15 @@ tls:
       key_file: {key}
 upstream:
   url: http://{echo}
+policies: {policies}
+{issuers}identity:
+  email_header: X-User-Email
+  scopes_header: X-User-Scopes
 ",
         cert = certs.cert.display(),
         key = certs.key.display(),
+        policies = policies.display(),
+        issuers = issuer.config_yaml(),
     );
     config::parse(&text, Path::new("(demo config)"), &Overrides::default())
 }

@@ -5,11 +5,28 @@
 
 use http::{HeaderValue, Response, StatusCode, header};
 
+use crate::auth::jwt::TokenError;
+
 use crate::body::{self, Body};
 use crate::path::PathError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyError {
+    /// The route needs a credential and none (usable) was sent.
+    #[error("unauthenticated")]
+    Unauthenticated(Credential),
+    /// The caller is known and lacks what the route requires.
+    #[error("forbidden: needs {needed}")]
+    Forbidden { needed: String, scope: bool },
+    /// No route matches and the policy's default is deny.
+    #[error("no route allows this request")]
+    NoRoute,
+    /// The issuer's signing keys are not available: we cannot decide, so we do not guess.
+    #[error("signing keys unavailable")]
+    KeysUnavailable,
+    /// More header fields than `limits.max_headers` (HTTP/2; HTTP/1.1 is refused by the parser).
+    #[error("too many header fields")]
+    HeadersTooLarge,
     /// The client sent something we refuse to interpret.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
@@ -33,9 +50,25 @@ pub enum ProxyError {
     Internal,
 }
 
+/// What was wrong with the credential, for `WWW-Authenticate` (RFC 6750 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// No credential at all: the challenge carries no error code.
+    Missing,
+    /// Not a well-formed bearer credential (e.g. two `Authorization` headers).
+    Malformed,
+    Invalid(TokenError),
+}
+
+const REALM: &str = "gatehouse";
+
 impl ProxyError {
-    pub fn status(self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } | Self::NoRoute => StatusCode::FORBIDDEN,
+            Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::BadRequest(_) | Self::BadPath(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpstreamConnect | Self::UpstreamProtocol => StatusCode::BAD_GATEWAY,
@@ -45,8 +78,14 @@ impl ProxyError {
     }
 
     /// A stable machine-readable code, also used as the metric label for upstream errors.
-    pub fn code(self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         match self {
+            Self::Unauthenticated(Credential::Missing) => "unauthenticated",
+            Self::Unauthenticated(Credential::Malformed) => "invalid_request",
+            Self::Unauthenticated(Credential::Invalid(_)) => "invalid_token",
+            Self::Forbidden { .. } | Self::NoRoute => "forbidden",
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::BadRequest(_) => "bad_request",
             Self::BadPath(_) => "bad_path",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -57,9 +96,22 @@ impl ProxyError {
         }
     }
 
-    fn message(self) -> String {
+    fn message(&self) -> String {
         match self {
-            Self::BadRequest(why) => why.to_owned(),
+            Self::Unauthenticated(Credential::Missing) => {
+                "this route needs a bearer token".to_owned()
+            }
+            Self::Unauthenticated(Credential::Malformed) => {
+                "send exactly one `Authorization: Bearer <token>` header".to_owned()
+            }
+            Self::Unauthenticated(Credential::Invalid(why)) => why.to_string(),
+            Self::Forbidden { needed, .. } => format!("this route needs {needed}"),
+            Self::NoRoute => "no route allows this request".to_owned(),
+            Self::KeysUnavailable => {
+                "the token issuer's keys are unavailable; try again shortly".to_owned()
+            }
+            Self::HeadersTooLarge => "too many header fields".to_owned(),
+            Self::BadRequest(why) => (*why).to_owned(),
             Self::BadPath(why) => why.to_string(),
             Self::MethodNotAllowed => "this method is not served here".to_owned(),
             Self::UpstreamConnect | Self::UpstreamProtocol => {
@@ -70,14 +122,38 @@ impl ProxyError {
         }
     }
 
+    /// The `WWW-Authenticate` challenge for 401s and scope 403s.
+    fn challenge(&self) -> Option<String> {
+        match self {
+            Self::Unauthenticated(Credential::Missing) => Some(format!("Bearer realm=\"{REALM}\"")),
+            Self::Unauthenticated(_) => Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{}\"",
+                self.code(),
+                self.message()
+            )),
+            Self::Forbidden { scope: true, .. } => Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", error_description=\"{}\"",
+                self.message().replace('"', "'")
+            )),
+            _ => None,
+        }
+    }
+
     pub fn into_response(self) -> Response<Body> {
         let payload = serde_json::json!({ "error": self.code(), "message": self.message() });
         let mut response = Response::new(body::full(payload.to_string()));
         *response.status_mut() = self.status();
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(challenge) = self
+            .challenge()
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+        {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
         response
     }
 }
@@ -92,6 +168,41 @@ mod tests {
         assert_eq!(ProxyError::UpstreamProtocol.status(), 502);
         assert_eq!(ProxyError::UpstreamTimeout.status(), 504);
         assert_eq!(ProxyError::BadRequest("x").status(), 400);
+    }
+
+    #[test]
+    fn challenges_follow_rfc_6750() {
+        let missing = ProxyError::Unauthenticated(Credential::Missing).into_response();
+        assert_eq!(missing.status(), 401);
+        assert_eq!(
+            missing.headers()["www-authenticate"],
+            "Bearer realm=\"gatehouse\""
+        );
+        let expired =
+            ProxyError::Unauthenticated(Credential::Invalid(TokenError::Expired)).into_response();
+        assert_eq!(
+            expired.headers()["www-authenticate"],
+            "Bearer realm=\"gatehouse\", error=\"invalid_token\", error_description=\"the token has expired\""
+        );
+        let scope = ProxyError::Forbidden {
+            needed: "scope orders:write".into(),
+            scope: true,
+        }
+        .into_response();
+        assert_eq!(scope.status(), 403);
+        assert!(
+            scope.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("insufficient_scope")
+        );
+        let role = ProxyError::Forbidden {
+            needed: "role admin".into(),
+            scope: false,
+        }
+        .into_response();
+        assert!(!role.headers().contains_key("www-authenticate"));
+        assert_eq!(ProxyError::KeysUnavailable.status(), 503);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | `stack`     | the per-request pipeline, in lifecycle order                 |
 //! | `headers`   | hop-by-hop removal, `X-Forwarded-*`, request ids             |
 //! | `path`      | the canonical request path                                   |
+//! | `identity`  | stripping spoofed identity headers, injecting ours           |
 //! | `policy`    | route rules from `policies/`, matching and decisions         |
 //! | `auth`      | identity: the `Principal` and claim mapping                  |
 //! | `proxy`     | the pooled upstream client, upgrades, upstream errors        |
@@ -18,6 +19,7 @@
 //! | `admin`     | `/healthz`, `/readyz`, `/metrics` on the admin listener      |
 //! | `telemetry` | logs, access log, metric names                               |
 //! | `devcerts`  | the local development CA and leaf certificates               |
+//! | `devissuer` | the development token issuer (demo and dev tokens only)      |
 //! | `demo`      | the embedded demo: config and echo upstream                  |
 //! | `reload`    | watching files for changes                                   |
 
@@ -28,8 +30,10 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod devcerts;
+pub mod devissuer;
 pub mod error;
 pub mod headers;
+pub mod identity;
 pub mod path;
 pub mod policy;
 pub mod proxy;
@@ -39,9 +43,10 @@ pub mod stack;
 pub mod telemetry;
 pub mod tls;
 
-/// Installs the process-wide crypto provider (aws-lc-rs). Call once at the top of `main`;
+/// Installs the process-wide crypto providers (aws-lc-rs, for rustls and jsonwebtoken). Call once at the top of `main`;
 /// calling it again is harmless.
 pub fn install_crypto_provider() {
     // An error only means a provider is already installed, which is what we want.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
 }

@@ -228,6 +228,37 @@ impl fmt::Display for ClaimMatcher {
     }
 }
 
+/// Loads the policy a config names and checks it against the config: a route that needs
+/// bearer tokens is an error when no issuer is configured.
+pub fn load_for(config: &crate::config::Config) -> Result<Policy, Vec<ConfigError>> {
+    let policy = load_dir(&config.policies).map_err(|mut errors| {
+        for e in errors
+            .iter_mut()
+            .filter(|e| e.line == 0 && e.field == "(directory)")
+        {
+            *e = config.policies_origin.error(e.message.clone());
+        }
+        errors
+    })?;
+    if config.issuers.is_empty() {
+        let errors: Vec<ConfigError> = policy
+            .rules
+            .iter()
+            .filter(|r| matches!(r.auth, AuthMode::Bearer | AuthMode::Any))
+            .map(|r| {
+                r.origin.error(format!(
+                    "route `{}` needs bearer tokens but the config has no `issuers`; add one or make the route `auth: none`",
+                    r.name
+                ))
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+    }
+    Ok(policy)
+}
+
 /// Loads every `*.yaml`/`*.yml` file in `dir`, in name order, into one policy.
 pub fn load_dir(dir: &Path) -> Result<Policy, Vec<ConfigError>> {
     let fail = |message: String| {

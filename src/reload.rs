@@ -33,15 +33,32 @@ impl FileWatch {
     }
 }
 
+/// A directory counts by the names and contents of the files in it, so adding, removing or
+/// editing a file is a change.
 fn fingerprint(paths: &[PathBuf]) -> u64 {
     let mut hasher = DefaultHasher::new();
     for path in paths {
-        match std::fs::read(path) {
-            Ok(bytes) => bytes.hash(&mut hasher),
-            Err(e) => e.kind().hash(&mut hasher),
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            files.sort();
+            for file in files {
+                file.hash(&mut hasher);
+                hash_file(&file, &mut hasher);
+            }
+        } else {
+            hash_file(path, &mut hasher);
         }
     }
     hasher.finish()
+}
+
+fn hash_file(path: &std::path::Path, hasher: &mut DefaultHasher) {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes.hash(hasher),
+        Err(e) => e.kind().hash(hasher),
+    }
 }
 
 /// Calls `on_change` whenever the watched files change, checking every `interval`, until the
@@ -82,5 +99,18 @@ mod tests {
         assert!(watch.changed());
         std::fs::write(&path, "two").unwrap();
         assert!(watch.changed());
+    }
+
+    #[test]
+    fn a_directory_changes_when_a_file_is_added_or_edited() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "one").unwrap();
+        let mut watch = FileWatch::new(vec![dir.path().to_owned()]);
+        assert!(!watch.changed());
+        std::fs::write(dir.path().join("b.yaml"), "new").unwrap();
+        assert!(watch.changed());
+        std::fs::write(dir.path().join("a.yaml"), "edited").unwrap();
+        assert!(watch.changed());
+        assert!(!watch.changed());
     }
 }

@@ -21,10 +21,16 @@ use tokio_rustls::TlsAcceptor;
 pub use activity::ActiveRequest;
 use activity::Activity;
 
+use arc_swap::ArcSwap;
+
 use crate::admin::{self, Readiness};
+use crate::auth::jwt::Verifier;
 use crate::config::{Config, ConfigErrors, Limits};
 use crate::headers::TrustedProxies;
+use crate::identity::IdentityHeaders;
+use crate::policy::{self, Policy};
 use crate::proxy::Upstream;
+use crate::reload::{self as file_reload, FileWatch};
 use crate::stack::{self, App, ConnInfo};
 use crate::telemetry;
 use crate::tls::{self, CertStore};
@@ -41,6 +47,18 @@ pub enum StartError {
     },
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("HTTP client setup failed: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// The HTTP client for identity providers: no redirects, bounded time.
+pub fn idp_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("gatehouse/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 /// A started Gatehouse: its bound addresses and the means to stop it.
@@ -78,7 +96,21 @@ struct Shared {
 /// Loads certificates, binds every listener and starts serving.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     telemetry::metrics();
-    let readiness = Readiness::new(["listeners", "certificates"]);
+    let policy = policy::load_for(&config).map_err(|e| StartError::Config(ConfigErrors(e)))?;
+    for warning in &policy.warnings {
+        tracing::warn!("{warning}");
+    }
+    let policy = Arc::new(ArcSwap::from_pointee(policy));
+    let verifier = Arc::new(Verifier::new(&config.issuers, config.tokens, idp_client()?));
+    let key_conditions: Vec<String> = verifier
+        .key_sets()
+        .map(|k| format!("keys of {}", k.issuer()))
+        .collect();
+    let readiness = Readiness::new(
+        ["listeners", "certificates"]
+            .into_iter()
+            .chain(key_conditions.iter().map(String::as_str)),
+    );
 
     let (acceptor, cert_watch) = match &config.tls {
         Some(settings) => {
@@ -98,10 +130,28 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let (https_addr, http_addr) = (addr(&https), addr(&http));
     let admin_addr = addr(&admin).unwrap_or(config.listen.admin);
 
+    let mut background = Vec::new();
+    for jwks in verifier.key_sets() {
+        background.push(tokio::spawn(jwks.clone().run()));
+        let mut loaded = jwks.loaded();
+        let readiness = readiness.clone();
+        let condition = format!("keys of {}", jwks.issuer());
+        background.push(tokio::spawn(async move {
+            if loaded.wait_for(|l| *l).await.is_ok() {
+                readiness.met(&condition);
+            }
+        }));
+    }
+    background.push(watch_policy(&config, policy.clone()));
+
     let shared = Arc::new(Shared {
         app: App {
             upstream: Upstream::new(&config.upstream),
             trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+            policy,
+            verifier,
+            identity: IdentityHeaders::new(config.identity.clone()),
+            max_headers: config.limits.max_headers,
         },
         http: http_builder(&config.limits),
         permits: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -162,6 +212,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         if let Some(task) = cert_watch {
             task.abort();
         }
+        for task in background {
+            task.abort();
+        }
         if let Some(task) = admin_task {
             task.abort();
         }
@@ -186,6 +239,32 @@ async fn bind(
         .await
         .map(Some)
         .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+/// Reloads the policy when its files change; a policy that fails validation is not used.
+fn watch_policy(config: &Config, current: Arc<ArcSwap<Policy>>) -> JoinHandle<()> {
+    let config = config.clone();
+    let watch = FileWatch::new(vec![config.policies.clone()]);
+    file_reload::spawn(
+        watch,
+        Duration::from_secs(2),
+        move || match policy::load_for(&config) {
+            Ok(policy) => {
+                for warning in &policy.warnings {
+                    tracing::warn!("{warning}");
+                }
+                current.store(Arc::new(policy));
+                telemetry::reloaded("policies", true);
+                tracing::info!(dir = %config.policies.display(), "policies reloaded");
+            }
+            Err(errors) => {
+                telemetry::reloaded("policies", false);
+                for error in errors {
+                    tracing::warn!(%error, "policy reload failed; keeping the previous policy");
+                }
+            }
+        },
+    )
 }
 
 fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {

@@ -20,6 +20,10 @@ pub const TLS_HANDSHAKE_FAILURES: &str = "gatehouse_tls_handshake_failures_total
 pub const CERT_EXPIRY: &str = "gatehouse_certificate_expiry_seconds";
 pub const RELOADS: &str = "gatehouse_reloads_total";
 pub const CONNECTIONS: &str = "gatehouse_connections_open";
+pub const DECISIONS: &str = "gatehouse_decisions_total";
+pub const JWKS_FETCHES: &str = "gatehouse_jwks_fetches_total";
+pub const JWKS_UNKNOWN_KID: &str = "gatehouse_jwks_unknown_kid_total";
+pub const TOKEN_CACHE: &str = "gatehouse_token_cache_total";
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,4 +152,21 @@ pub fn connection_opened() {
 
 pub fn connection_closed() {
     metrics::gauge!(CONNECTIONS).decrement(1.0);
+}
+
+pub fn decision(rule: &str, outcome: &'static str) {
+    metrics::counter!(DECISIONS, "rule" => rule.to_owned(), "outcome" => outcome).increment(1);
+}
+
+pub fn jwks_fetched(issuer: &str, ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    metrics::counter!(JWKS_FETCHES, "issuer" => issuer.to_owned(), "result" => result).increment(1);
+}
+
+pub fn jwks_unknown_kid(issuer: &str) {
+    metrics::counter!(JWKS_UNKNOWN_KID, "issuer" => issuer.to_owned()).increment(1);
+}
+
+pub fn token_cache(hit: bool) {
+    metrics::counter!(TOKEN_CACHE, "result" => if hit { "hit" } else { "miss" }).increment(1);
 }

@@ -104,7 +104,9 @@ upstream:
   retries: 3
 limits:
   drain_timeout: soon
+policies: {policies}
 ",
+        policies = pki.policies().display(),
         cert = pki.paths.cert.display(),
         key = pki.paths.key.display(),
     );
@@ -195,6 +197,7 @@ async fn certs_dev_makes_a_ca_and_a_leaf_that_serve_and_keeps_the_ca() {
     let leaf = std::fs::read(&paths.cert).unwrap();
 
     // The leaf serves, and a client that trusts only ca.pem accepts it for every name.
+    write_open_policy(dir.path());
     let pki = Pki { dir, paths };
     let app = ok_upstream().await;
     let gh = start(&config_text(&pki, &app.url(), "")).await;
@@ -246,16 +249,16 @@ async fn demo_serves_the_echo_app_over_https_and_exits_on_sigterm() {
         let printed = demo
             .log_lines()
             .iter()
-            .any(|l| l.contains("admin  http://"));
+            .any(|l| l.contains("admin   http://"));
         async move { printed }
     })
     .await;
     let lines = demo.log_lines();
-    let port: u16 = banner_addr(&lines, "open   https://localhost:")
+    let port: u16 = banner_addr(&lines, "open    https://localhost:")
         .unwrap()
         .parse()
         .unwrap();
-    let admin: SocketAddr = banner_addr(&lines, "admin  http://")
+    let admin: SocketAddr = banner_addr(&lines, "admin   http://")
         .unwrap()
         .parse()
         .unwrap();
@@ -265,16 +268,16 @@ async fn demo_serves_the_echo_app_over_https_and_exits_on_sigterm() {
     demo.admin = admin;
 
     let client = Client::new(demo.https.unwrap(), &certs.join("ca.pem"));
-    let response = client.h1(get("/hello?x=1")).await;
+    let response = client.h1(get("/public/hello?x=1")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let echo: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
-    assert_eq!(echo["path"], "/hello");
+    assert_eq!(echo["path"], "/public/hello");
     assert_eq!(echo["query"], "x=1");
     assert_eq!(echo["method"], "GET");
     assert_eq!(echo["headers"]["x-forwarded-proto"], "https");
 
-    let page = Request::get("/hello")
+    let page = Request::get("/public/hello")
         .header("host", "localhost")
         .header("accept", "text/html,application/xhtml+xml")
         .body(empty())
@@ -287,7 +290,53 @@ async fn demo_serves_the_echo_app_over_https_and_exits_on_sigterm() {
     );
     let html = String::from_utf8_lossy(response.body());
     assert!(html.starts_with("<!doctype html>"), "{html}");
-    assert!(html.contains("<code>GET /hello</code>"), "{html}");
+    assert!(html.contains("<code>GET /public/hello</code>"), "{html}");
+
+    // The sample policy protects the rest: no token 401, wrong role 403, admin 200 with the
+    // identity the app sees.
+    let missing = client.h1(get("/api/me")).await;
+    assert_eq!(missing.status(), 401);
+    assert_eq!(
+        missing.headers()["www-authenticate"],
+        "Bearer realm=\"gatehouse\""
+    );
+    let token = |sub: &str, roles: &str| {
+        let out = cli(&[
+            OsStr::new("dev"),
+            OsStr::new("token"),
+            OsStr::new("--sub"),
+            OsStr::new(sub),
+            OsStr::new("--roles"),
+            OsStr::new(roles),
+            OsStr::new("--certs"),
+            certs.as_os_str(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let as_user = |path: &str, token: &str| {
+        Request::get(path)
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {token}"))
+            .header("x-user-id", "mallory")
+            .body(empty())
+            .unwrap()
+    };
+    let bob = client
+        .h1(as_user("/admin/panel", &token("bob", "dev")))
+        .await;
+    assert_eq!(bob.status(), 403);
+    let alice = client
+        .h1(as_user("/admin/panel", &token("alice", "admin,dev")))
+        .await;
+    assert_eq!(alice.status(), 200);
+    let echo: serde_json::Value = serde_json::from_slice(alice.body()).unwrap();
+    assert_eq!(echo["headers"]["x-user-id"], "alice");
+    assert_eq!(echo["headers"]["x-user-roles"], "admin,dev");
+    assert!(
+        echo["headers"].get("authorization").is_none(),
+        "the token reached the app"
+    );
 
     demo.signal("TERM");
     let status = demo.wait_exit(WAIT).await;

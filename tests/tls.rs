@@ -231,7 +231,9 @@ tls:
   certificates:
 {default}{a}{b}upstream:
   url: {url}
+policies: {policies}
 ",
+        policies = pki.policies().display(),
         default = certificate_entry(&pki.paths.cert, &pki.paths.key, &["localhost"]),
         a = certificate_entry(&a.cert, &a.key, &["a.test"]),
         b = certificate_entry(&b.cert, &b.key, &["b.test"]),

@@ -24,6 +24,94 @@ pub struct RawConfig {
     /// default: every client copy is replaced.
     pub trusted_proxies: Option<Vec<S<String>>>,
     pub log: Option<RawLog>,
+    /// Directory of policy files (`*.yaml`, taken in name order). Required: without a policy
+    /// nothing would say who may pass. See `src/policy/raw.rs` for the format.
+    pub policies: Option<S<String>>,
+    /// Token issuers whose bearer JWTs are accepted.
+    pub issuers: Option<Vec<RawIssuer>>,
+    /// Names of the identity headers sent to the app.
+    pub identity: Option<RawIdentity>,
+    /// Bearer token handling shared by all issuers.
+    pub tokens: Option<RawTokens>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    /// The exact `iss` value, e.g. `https://idp.example.com/realms/main`. `http://` only on a
+    /// loopback address.
+    pub issuer: Option<S<String>>,
+    /// Accepted `aud` values; a token must name at least one.
+    pub audiences: Option<Vec<S<String>>>,
+    /// Where the signing keys are. Default: OIDC discovery at
+    /// `<issuer>/.well-known/openid-configuration`.
+    pub jwks_uri: Option<S<String>>,
+    /// A local JWKS file instead of fetching (re-read when it changes).
+    pub jwks_file: Option<S<String>>,
+    /// Accepted signature algorithms. Default: RS256, RS384, RS512, PS256, PS384, PS512,
+    /// ES256, ES384, EdDSA. HMAC and `none` are never accepted.
+    pub algorithms: Option<Vec<S<String>>>,
+    /// Claim paths, e.g. `roles: [realm_access.roles]`.
+    pub claims: Option<RawClaimPaths>,
+    /// Clock skew allowed for `exp`, `nbf` and `iat`. Default `30s`.
+    pub leeway: Option<S<String>>,
+    /// Forward the `Authorization` header of this issuer's tokens to the app. Default false.
+    pub pass_authorization: Option<S<bool>>,
+    /// How the key set is refreshed.
+    pub jwks: Option<RawJwks>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClaimPaths {
+    /// The user id. Default `sub`.
+    pub subject: Option<S<String>>,
+    /// Role claims, e.g. `[realm_access.roles]`, `[groups]`, `[resource_access.app.roles]`.
+    /// Default `[roles]`.
+    pub roles: Option<Vec<S<String>>>,
+    /// Scope claims: a space-separated string or an array. Default `[scope, scp]`.
+    pub scopes: Option<Vec<S<String>>>,
+    /// Default `email`.
+    pub email: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwks {
+    /// Shortest time a fetched key set is kept, whatever `Cache-Control` says. Default `1m`.
+    pub min_ttl: Option<S<String>>,
+    /// Longest time before a key set is refreshed. Default `15m`.
+    pub max_ttl: Option<S<String>>,
+    /// An unknown `kid` triggers at most one re-fetch per this interval. Default `10s`.
+    pub unknown_kid_interval: Option<S<String>>,
+    /// While the issuer is unreachable, keys older than their TTL keep being used for this
+    /// long; after that its tokens get 503. Default `1h`.
+    pub max_stale: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    /// Default `X-User-Id`.
+    pub user_header: Option<S<String>>,
+    /// Comma-separated roles. Default `X-User-Roles`.
+    pub roles_header: Option<S<String>>,
+    /// Off unless set, e.g. `X-User-Email`.
+    pub email_header: Option<S<String>>,
+    /// Off unless set, e.g. `X-User-Scopes` (space-separated).
+    pub scopes_header: Option<S<String>>,
+    /// Also send oauth2-proxy's `X-Forwarded-User`, `-Email` and `-Groups`. Default false.
+    pub oauth2_proxy_headers: Option<S<bool>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    /// Longest accepted bearer token. Default `8192`.
+    pub max_bytes: Option<S<usize>>,
+    /// Verified tokens remembered (until their `exp`) to skip signature checks. Default
+    /// `10000`; `0` turns the cache off.
+    pub cache_size: Option<S<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

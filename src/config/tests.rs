@@ -1,8 +1,9 @@
 use super::*;
 
+/// Parses `text` with a `policies` line appended (every config needs one).
 fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
     parse(
-        text,
+        &format!("{text}policies: policies/\n"),
         Path::new("/etc/gatehouse/gatehouse.yaml"),
         &Overrides::default(),
     )
@@ -14,11 +15,18 @@ listen:
   http: 127.0.0.1:8080
 upstream:
   url: http://127.0.0.1:3000
+policies: policies/
 ";
 
 #[test]
 fn minimal_config_gets_safe_defaults() {
-    let config = parse_str(MINIMAL).unwrap();
+    let config = parse(
+        MINIMAL,
+        Path::new("/etc/gatehouse/gatehouse.yaml"),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(config.policies, Path::new("/etc/gatehouse/policies/"));
     assert_eq!(config.listen.admin, "127.0.0.1:9901".parse().unwrap());
     assert_eq!(
         config.upstream.target,
@@ -234,4 +242,57 @@ fn yaml_path_follows_indentation() {
     assert_eq!(yaml_path_at(text, 5).as_deref(), Some("a.e"));
     assert_eq!(yaml_path_at(text, 1).as_deref(), Some("a"));
     assert_eq!(yaml_path_at(text, 99), None);
+}
+
+#[test]
+fn a_policy_directory_is_required() {
+    let text = MINIMAL.replace("policies: policies/\n", "");
+    let errors = parse(&text, Path::new("g.yaml"), &Overrides::default())
+        .unwrap_err()
+        .0;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].field, "policies");
+}
+
+#[test]
+fn issuers_are_validated() {
+    let text = "\
+issuers:
+  - issuer: http://idp.example.com
+    audiences: []
+    algorithms: [RS256, HS256, none]
+  - issuer: http://127.0.0.1:8080/realms/x
+    audiences: [api]
+    jwks_uri: https://idp.example.com/keys
+    jwks_file: keys.json
+  - issuer: https://idp.example.com
+    audiences: [api]
+    claims:
+      roles: [realm_access.roles, groups]
+";
+    let full = |t: &str| {
+        parse(
+            &format!("{MINIMAL}{t}"),
+            Path::new("g.yaml"),
+            &Overrides::default(),
+        )
+    };
+    let errors = full(text).unwrap_err().0;
+    let got: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (8, "issuers[0].issuer"),
+            (8, "issuers[0].audiences"),
+            (10, "issuers[0].algorithms"),
+            (10, "issuers[0].algorithms"),
+            (13, "issuers[1].jwks_uri"),
+        ]
+    );
+    let valid = text[text.find("  - issuer: https").unwrap()..]
+        .replace("  - issuer", "issuers:\n  - issuer");
+    let ok = full(&valid).unwrap();
+    assert_eq!(ok.issuers[0].claims.roles, ["realm_access.roles", "groups"]);
+    assert_eq!(ok.issuers[0].keys, JwksSource::Discovery);
+    assert_eq!(ok.issuers[0].algorithms, DEFAULT_ALGORITHMS);
 }

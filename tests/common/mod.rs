@@ -44,7 +44,26 @@ pub fn pki() -> Pki {
     init();
     let dir = tempfile::tempdir().unwrap();
     let (paths, _) = devcerts::ensure(dir.path(), &[]).unwrap();
+    write_open_policy(dir.path());
     Pki { dir, paths }
+}
+
+/// Writes [`OPEN_POLICY`] into `dir/policies/`.
+pub fn write_open_policy(dir: &Path) {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("open.yaml"), OPEN_POLICY).unwrap();
+}
+
+/// A policy that lets every request through without authentication.
+pub const OPEN_POLICY: &str =
+    "version: 1\nroutes:\n  - name: everything\n    path: /**\n    auth: none\n";
+
+impl Pki {
+    /// The policy directory (holding [`OPEN_POLICY`] unless a test changes it).
+    pub fn policies(&self) -> PathBuf {
+        self.dir.path().join("policies")
+    }
 }
 
 /// A client configuration that trusts only `ca` and offers `alpn`.
@@ -242,9 +261,11 @@ tls:
       key_file: {key}
 upstream:
   url: {upstream}
+policies: {policies}
 {extra}",
         cert = pki.paths.cert.display(),
         key = pki.paths.key.display(),
+        policies = pki.policies().display(),
     )
 }
 

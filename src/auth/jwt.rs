@@ -1,0 +1,390 @@
+//! Bearer JWT verification.
+//!
+//! Our own checks come first and decide everything that must not be left to a token: the
+//! header may not point at keys (`jku`, `x5u`, `jwk`, `x5c`), may not carry `crit`
+//! extensions, and its `alg` must be on the issuer's allow-list *and* fit the key found by
+//! `kid` (so `none`, or HMAC keyed with an RSA public key, can never verify). Only then is the
+//! signature checked, by jsonwebtoken on aws-lc-rs. `exp` is required; `nbf` and `iat` are
+//! checked with the issuer's leeway; `iss` must match exactly and `aud` must intersect.
+//!
+//! Verified tokens are remembered by a hash of the token until their `exp`, so a repeated
+//! token skips the signature check.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
+
+use super::jwks::{Jwks, KeyError};
+use super::{AuthMethod, Principal};
+use crate::config::{IssuerSettings, TokenSettings};
+use crate::telemetry;
+
+/// Why a token was refused. The `Display` text is safe to send to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is too large")]
+    TooLarge,
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token header is not accepted")]
+    Header,
+    #[error("the token's algorithm is not accepted")]
+    Algorithm,
+    #[error("the token's issuer is not accepted")]
+    Issuer,
+    #[error("no key of the issuer matches the token")]
+    UnknownKey,
+    #[error("the token's signature is invalid")]
+    Signature,
+    #[error("the token has no expiry")]
+    NoExpiry,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token's audience is not accepted")]
+    Audience,
+    #[error("the token's claims are not usable")]
+    Claims,
+    /// The issuer's keys could not be loaded: a 503, not the caller's fault.
+    #[error("the issuer's keys are unavailable")]
+    KeysUnavailable,
+}
+
+struct Issuer {
+    settings: IssuerSettings,
+    jwks: Arc<Jwks>,
+}
+
+/// A verified token, as cached.
+#[derive(Debug, Clone)]
+struct Verified {
+    principal: Arc<Principal>,
+    exp: u64,
+    pass_authorization: bool,
+}
+
+/// The outcome of a successful verification.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub principal: Arc<Principal>,
+    /// The issuer asks for the `Authorization` header to reach the app.
+    pub pass_authorization: bool,
+}
+
+pub struct Verifier {
+    issuers: HashMap<String, Issuer>,
+    max_bytes: usize,
+    cache: Option<moka::sync::Cache<[u8; 32], Verified>>,
+    clock: fn() -> u64,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuers", &self.issuers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn system_clock() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+struct UntilExpiry;
+
+impl moka::Expiry<[u8; 32], Verified> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _: &[u8; 32],
+        value: &Verified,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(
+            value.exp.saturating_sub(system_clock()),
+        ))
+    }
+}
+
+impl Verifier {
+    /// A verifier for `issuers`, fetching keys with `client`. Key sets start empty: run
+    /// [`Verifier::key_sets`] in the background to load and refresh them.
+    pub fn new(issuers: &[IssuerSettings], tokens: TokenSettings, client: reqwest::Client) -> Self {
+        let issuers = issuers
+            .iter()
+            .map(|s| {
+                let issuer = Issuer {
+                    settings: s.clone(),
+                    jwks: Jwks::new(s, client.clone()),
+                };
+                (s.issuer.clone(), issuer)
+            })
+            .collect();
+        let cache = (tokens.cache_size > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(tokens.cache_size)
+                .expire_after(UntilExpiry)
+                .build()
+        });
+        Self {
+            issuers,
+            max_bytes: tokens.max_bytes,
+            cache,
+            clock: system_clock,
+        }
+    }
+
+    /// Replaces the clock (tests).
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Every issuer's key cache.
+    pub fn key_sets(&self) -> impl Iterator<Item = &Arc<Jwks>> {
+        self.issuers.values().map(|i| &i.jwks)
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Authenticated, TokenError> {
+        if token.len() > self.max_bytes {
+            return Err(TokenError::TooLarge);
+        }
+        let now = (self.clock)();
+        let digest = self.cache.as_ref().map(|_| hash(token));
+        if let (Some(cache), Some(digest)) = (&self.cache, &digest) {
+            if let Some(hit) = cache.get(digest).filter(|v| v.exp > now) {
+                telemetry::token_cache(true);
+                return Ok(Authenticated {
+                    principal: hit.principal,
+                    pass_authorization: hit.pass_authorization,
+                });
+            }
+            telemetry::token_cache(false);
+        }
+        let verified = self.verify_uncached(token, now).await?;
+        if let (Some(cache), Some(digest)) = (&self.cache, digest) {
+            cache.insert(digest, verified.clone());
+        }
+        Ok(Authenticated {
+            principal: verified.principal,
+            pass_authorization: verified.pass_authorization,
+        })
+    }
+
+    async fn verify_uncached(&self, token: &str, now: u64) -> Result<Verified, TokenError> {
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        let header = decode_object(header_b64)?;
+        let payload = decode_object(payload_b64)?;
+
+        // Keys come from our configuration, never from the token.
+        for forbidden in ["jku", "x5u", "jwk", "x5c", "crit"] {
+            if header.contains_key(forbidden) {
+                return Err(TokenError::Header);
+            }
+        }
+        if header.get("b64").is_some() {
+            return Err(TokenError::Header);
+        }
+        let alg_name = header
+            .get("alg")
+            .and_then(Value::as_str)
+            .ok_or(TokenError::Algorithm)?;
+        // Names are case-sensitive (RFC 7515): `none`, `None`, `NONE` and `HS256` all fail here.
+        let alg: Algorithm = alg_name.parse().map_err(|_| TokenError::Algorithm)?;
+        let kid = match header.get("kid") {
+            None => None,
+            Some(Value::String(kid)) => Some(kid.as_str()),
+            Some(_) => return Err(TokenError::Header),
+        };
+
+        let iss = payload
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or(TokenError::Issuer)?;
+        let issuer = self.issuers.get(iss).ok_or(TokenError::Issuer)?;
+        let settings = &issuer.settings;
+        if !settings.algorithms.contains(&alg) {
+            return Err(TokenError::Algorithm);
+        }
+        let keys = issuer
+            .jwks
+            .key_set_for(kid, alg)
+            .await
+            .map_err(|e| match e {
+                KeyError::Unavailable => TokenError::KeysUnavailable,
+                KeyError::Unknown => TokenError::UnknownKey,
+            })?;
+        let key = keys.find(kid, alg).ok_or(TokenError::UnknownKey)?;
+        let signed = &token[..header_b64.len() + 1 + payload_b64.len()];
+        let valid =
+            jsonwebtoken::crypto::verify(signature_b64, signed.as_bytes(), &key.decoding, alg)
+                .map_err(|_| TokenError::Signature)?;
+        if !valid {
+            return Err(TokenError::Signature);
+        }
+
+        let leeway = settings.leeway.as_secs();
+        let exp = numeric(&payload, "exp")?.ok_or(TokenError::NoExpiry)?;
+        if exp.saturating_add(leeway) <= now {
+            return Err(TokenError::Expired);
+        }
+        if numeric(&payload, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err(TokenError::NotYetValid);
+        }
+        if numeric(&payload, "iat")?.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+            return Err(TokenError::NotYetValid);
+        }
+        let audience_ok = match payload.get("aud") {
+            Some(Value::String(aud)) => settings.audiences.contains(aud),
+            Some(Value::Array(auds)) => auds.iter().any(|a| {
+                a.as_str()
+                    .is_some_and(|a| settings.audiences.iter().any(|x| x == a))
+            }),
+            _ => false,
+        };
+        if !audience_ok {
+            return Err(TokenError::Audience);
+        }
+        let principal = settings
+            .claims
+            .principal(Value::Object(payload), &settings.issuer, AuthMethod::Bearer)
+            .map_err(|_| TokenError::Claims)?;
+        Ok(Verified {
+            principal: Arc::new(principal),
+            exp: exp.saturating_add(leeway),
+            pass_authorization: settings.pass_authorization,
+        })
+    }
+}
+
+fn decode_object(part: &str) -> Result<Map<String, Value>, TokenError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| TokenError::Malformed)?;
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(TokenError::Malformed),
+    }
+}
+
+/// A NumericDate claim: absent is `None`, anything but a non-negative number is malformed.
+fn numeric(payload: &Map<String, Value>, name: &str) -> Result<Option<u64>, TokenError> {
+    match payload.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
+            .map(Some)
+            .ok_or(TokenError::Claims),
+        Some(_) => Err(TokenError::Claims),
+    }
+}
+
+fn hash(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// The token in an `Authorization: Bearer` header. Exactly one `Authorization` header, the
+/// scheme case-insensitive, one token of base64url characters and dots.
+pub fn bearer_token(headers: &http::HeaderMap) -> Result<Option<&str>, TokenError> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let value = match (values.next(), values.next()) {
+        (None, _) => return Ok(None),
+        (Some(value), None) => value,
+        (Some(_), Some(_)) => return Err(TokenError::Malformed),
+    };
+    let text = value.to_str().map_err(|_| TokenError::Malformed)?;
+    let (scheme, token) = text.split_once(' ').ok_or(TokenError::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = token.trim_start_matches(' ');
+    let valid = !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if valid {
+        Ok(Some(token))
+    } else {
+        Err(TokenError::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for v in values {
+            map.append(http::header::AUTHORIZATION, v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_single() {
+        assert_eq!(bearer_token(&headers(&[])), Ok(None));
+        assert_eq!(bearer_token(&headers(&["Bearer a.b.c"])), Ok(Some("a.b.c")));
+        assert_eq!(bearer_token(&headers(&["bEaReR a.b.c"])), Ok(Some("a.b.c")));
+        assert_eq!(bearer_token(&headers(&["Basic dXNlcjpwYXNz"])), Ok(None));
+        for bad in [
+            &["Bearer a.b.c", "Bearer d.e.f"][..],
+            &["Bearer"],
+            &["Bearer "],
+            &["Bearer a b"],
+            &["Bearer a+b"],
+        ] {
+            assert_eq!(
+                bearer_token(&headers(bad)),
+                Err(TokenError::Malformed),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn numeric_dates_must_be_numbers() {
+        let payload = |v: Value| match serde_json::json!({ "exp": v }) {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        assert_eq!(
+            numeric(&payload(serde_json::json!(10)), "exp"),
+            Ok(Some(10))
+        );
+        assert_eq!(
+            numeric(&payload(serde_json::json!(10.7)), "exp"),
+            Ok(Some(10))
+        );
+        assert_eq!(
+            numeric(&payload(serde_json::json!("10")), "exp"),
+            Err(TokenError::Claims)
+        );
+        assert_eq!(
+            numeric(&payload(serde_json::json!(-1)), "exp"),
+            Err(TokenError::Claims)
+        );
+        assert_eq!(numeric(&payload(serde_json::json!(10)), "nbf"), Ok(None));
+    }
+}
