@@ -9,7 +9,14 @@ mod connector;
 
 use std::error::Error as _;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::sync::oneshot;
 
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -25,7 +32,7 @@ pub use connector::{UpstreamConnector, UpstreamStream};
 /// The pooled client for the one upstream application.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: Client<UpstreamConnector, Incoming>,
+    client: Client<UpstreamConnector, SignalEnd<Incoming>>,
     authority: Authority,
     timeout: Duration,
 }
@@ -76,10 +83,26 @@ impl Upstream {
         };
         let client_side = upgrade.then(|| hyper::upgrade::on(&mut request));
 
-        let mut response = tokio::time::timeout(self.timeout, self.client.request(request))
-            .await
-            .map_err(|_| ProxyError::UpstreamTimeout)?
-            .map_err(|e| classify(&e))?;
+        // The timeout is for the upstream's answer, so it starts once the request body has
+        // been sent: a slow upload is the client's pace, not the upstream's fault.
+        let (sent, body_done) = oneshot::channel();
+        let request = request.map(|body| SignalEnd {
+            inner: body,
+            sent: Some(sent),
+        });
+        let exchange = self.client.request(request);
+        tokio::pin!(exchange);
+        let answered = tokio::select! {
+            result = &mut exchange => Some(result),
+            _ = body_done => None,
+        };
+        let result = match answered {
+            Some(result) => result,
+            None => tokio::time::timeout(self.timeout, exchange)
+                .await
+                .map_err(|_| ProxyError::UpstreamTimeout)?,
+        };
+        let mut response = result.map_err(|e| classify(&e))?;
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             // An upstream that switches protocols unasked would leave the client talking to
@@ -91,6 +114,41 @@ impl Upstream {
             tokio::spawn(splice(client_side, upstream_side));
         }
         Ok(response)
+    }
+}
+
+pin_project! {
+    /// A request body that reports (by dropping `sent`) when it has been sent completely,
+    /// failed, or been dropped unsent.
+    pub struct SignalEnd<B> {
+        #[pin]
+        inner: B,
+        sent: Option<oneshot::Sender<()>>,
+    }
+}
+
+impl<B: HttpBody<Data = Bytes>> HttpBody for SignalEnd<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            this.sent.take();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -294,3 +294,52 @@ async fn the_upstream_receives_the_canonical_path_and_ambiguous_paths_get_400() 
         "a refused path reached the upstream"
     );
 }
+
+/// A request body fed by the test, one chunk at a time.
+struct ChannelBody(tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(http_body::Frame::data(c))))
+    }
+}
+
+#[tokio::test]
+async fn a_slow_upload_is_not_an_upstream_timeout() {
+    use http_body_util::BodyExt;
+    let pki = pki();
+    let app = upstream(|request: Request<hyper::body::Incoming>| async move {
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        Response::new(full(format!("got {}", body.len())))
+    })
+    .await;
+    let text = config_text(&pki, &app.url(), "").replace(
+        &format!("url: {}\n", app.url()),
+        &format!("url: {}\n  timeout: 300ms\n", app.url()),
+    );
+    let gh = start(&text).await;
+    let client = Client::new(gh.https_addr.unwrap(), &pki.paths.ca_cert);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let request = Request::post("/upload")
+        .header("host", "localhost")
+        .body(ChannelBody(rx).boxed())
+        .unwrap();
+    let sender = tokio::spawn(async move {
+        tx.send(bytes::Bytes::from_static(b"first ")).await.unwrap();
+        // The client is slow: longer than the upstream timeout passes mid-upload.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        tx.send(bytes::Bytes::from_static(b"second")).await.unwrap();
+    });
+    let response = client.h1(request).await;
+    sender.await.unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.body());
+    assert_eq!(response.body().as_ref(), b"got 12");
+}
