@@ -198,23 +198,27 @@ async fn serve(config: Config, started: impl FnOnce(&Running)) -> ExitCode {
         }
     };
     started(&running);
-    wait_for_signal().await;
+    wait_for_signal(&running).await;
     running.shutdown();
     running.stopped().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// Returns at SIGTERM or SIGINT; SIGHUP reloads certificates and policies in the meantime.
+async fn wait_for_signal(running: &Running) {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+            _ = hup.recv() => running.reload(),
         }
     }
 }

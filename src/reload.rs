@@ -7,8 +7,10 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 
 /// A set of files and a fingerprint of their contents.
@@ -61,21 +63,40 @@ fn hash_file(path: &std::path::Path, hasher: &mut DefaultHasher) {
     }
 }
 
-/// Calls `on_change` whenever the watched files change, checking every `interval`, until the
-/// returned task is aborted or the runtime stops.
+/// Asks every watcher to reload now, whether or not its files changed (SIGHUP).
+#[derive(Debug, Clone, Default)]
+pub struct Trigger(Arc<Notify>);
+
+impl Trigger {
+    pub fn fire(&self) {
+        self.0.notify_waiters();
+    }
+}
+
+/// Calls `on_change` whenever the watched files change, checking every `interval`, and
+/// whenever `trigger` fires, until the returned task is aborted or the runtime stops.
 pub fn spawn(
     mut watch: FileWatch,
     interval: Duration,
+    trigger: &Trigger,
     mut on_change: impl FnMut() + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
+    let trigger = trigger.0.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         ticks.tick().await;
         loop {
-            ticks.tick().await;
-            if watch.changed() {
-                on_change();
+            tokio::select! {
+                _ = ticks.tick() => {
+                    if watch.changed() {
+                        on_change();
+                    }
+                }
+                () = trigger.notified() => {
+                    watch.changed();
+                    on_change();
+                }
             }
         }
     })

@@ -69,6 +69,7 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     stopped: JoinHandle<bool>,
+    reload: file_reload::Trigger,
 }
 
 impl Running {
@@ -76,6 +77,12 @@ impl Running {
     /// finish up to the drain timeout.
     pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);
+    }
+
+    /// Re-reads certificates and policies now (SIGHUP), instead of at the next poll.
+    pub fn reload(&self) {
+        tracing::info!("reload requested");
+        self.reload.fire();
     }
 
     /// Waits for the shutdown to finish. True when every connection drained in time.
@@ -96,6 +103,7 @@ struct Shared {
 /// Loads certificates, binds every listener and starts serving.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     telemetry::metrics();
+    let reload = file_reload::Trigger::default();
     let policy = policy::load_for(&config).map_err(|e| StartError::Config(ConfigErrors(e)))?;
     for warning in &policy.warnings {
         tracing::warn!("{warning}");
@@ -117,7 +125,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             let store =
                 CertStore::load(settings).map_err(|e| StartError::Config(ConfigErrors(e)))?;
             let acceptor = TlsAcceptor::from(tls::server_config(store.clone())?);
-            (Some(acceptor), Some(store.watch(settings)))
+            (Some(acceptor), Some(store.watch(settings, &reload)))
         }
         None => (None, None),
     };
@@ -142,7 +150,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             }
         }));
     }
-    background.push(watch_policy(&config, policy.clone()));
+    background.push(watch_policy(&config, policy.clone(), &reload));
 
     let shared = Arc::new(Shared {
         app: App {
@@ -227,6 +235,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         admin_addr,
         shutdown,
         stopped,
+        reload,
     })
 }
 
@@ -242,12 +251,17 @@ async fn bind(
 }
 
 /// Reloads the policy when its files change; a policy that fails validation is not used.
-fn watch_policy(config: &Config, current: Arc<ArcSwap<Policy>>) -> JoinHandle<()> {
+fn watch_policy(
+    config: &Config,
+    current: Arc<ArcSwap<Policy>>,
+    trigger: &file_reload::Trigger,
+) -> JoinHandle<()> {
     let config = config.clone();
     let watch = FileWatch::new(vec![config.policies.clone()]);
     file_reload::spawn(
         watch,
         Duration::from_secs(2),
+        trigger,
         move || match policy::load_for(&config) {
             Ok(policy) => {
                 for warning in &policy.warnings {

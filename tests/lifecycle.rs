@@ -342,3 +342,46 @@ async fn demo_serves_the_echo_app_over_https_and_exits_on_sigterm() {
     let status = demo.wait_exit(WAIT).await;
     assert_eq!(status.code(), Some(0), "{:#?}", demo.log_lines());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_certificates_at_once() {
+    let pki = pki();
+    let app = ok_upstream().await;
+    // Polling once an hour: only the signal can make this reload happen within the test.
+    let text =
+        config_text(&pki, &app.url(), "").replace("reload_interval: 100ms", "reload_interval: 1h");
+    let gh = spawn_binary(&write_config(pki.dir.path(), &text));
+    let addr = gh.https.unwrap();
+    let config = client_config(&pki.paths.ca_cert, &[b"http/1.1"]);
+    let before = peer_leaf(
+        &tls_connect(addr, "localhost", config.clone())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(before, first_cert_der(&pki.paths.cert));
+
+    let (_dir, next) = sibling_leaf(&pki, &["next.test"]);
+    replace_file(&pki.paths.key, &std::fs::read(&next.key).unwrap());
+    replace_file(&pki.paths.cert, &std::fs::read(&next.cert).unwrap());
+    let expected = first_cert_der(&next.cert);
+    gh.signal("HUP");
+    eventually("SIGHUP reloads the certificate", WAIT, || {
+        let config = config.clone();
+        let expected = expected.clone();
+        async move {
+            let tls = tls_connect(addr, "localhost", config).await.unwrap();
+            peer_leaf(&tls) == expected
+        }
+    })
+    .await;
+    assert!(
+        gh.log_lines()
+            .iter()
+            .any(|l| l.contains("reload requested"))
+    );
+    let mut gh = gh;
+    assert!(
+        gh.child.try_wait().unwrap().is_none(),
+        "SIGHUP must not stop the process"
+    );
+}

@@ -138,7 +138,11 @@ impl CertStore {
 
     /// Reloads the certificates whenever their files change. A failed reload keeps the set
     /// being served and logs why.
-    pub fn watch(self: &Arc<Self>, settings: &TlsSettings) -> tokio::task::JoinHandle<()> {
+    pub fn watch(
+        self: &Arc<Self>,
+        settings: &TlsSettings,
+        trigger: &reload::Trigger,
+    ) -> tokio::task::JoinHandle<()> {
         let paths = settings
             .certificates
             .iter()
@@ -152,22 +156,27 @@ impl CertStore {
             .collect();
         let store = Arc::downgrade(self);
         let sources = settings.certificates.clone();
-        reload::spawn(FileWatch::new(paths), settings.reload_interval, move || {
-            let Some(store) = store.upgrade() else { return };
-            match load_set(&sources) {
-                Ok(set) => {
-                    store.current.store(Arc::new(set));
-                    telemetry::reloaded("certificates", true);
-                    tracing::info!("certificates reloaded");
-                }
-                Err(errors) => {
-                    telemetry::reloaded("certificates", false);
-                    for error in errors {
-                        tracing::warn!(%error, "certificate reload failed; still serving the previous certificates");
+        reload::spawn(
+            FileWatch::new(paths),
+            settings.reload_interval,
+            trigger,
+            move || {
+                let Some(store) = store.upgrade() else { return };
+                match load_set(&sources) {
+                    Ok(set) => {
+                        store.current.store(Arc::new(set));
+                        telemetry::reloaded("certificates", true);
+                        tracing::info!("certificates reloaded");
+                    }
+                    Err(errors) => {
+                        telemetry::reloaded("certificates", false);
+                        for error in errors {
+                            tracing::warn!(%error, "certificate reload failed; still serving the previous certificates");
+                        }
                     }
                 }
-            }
-        })
+            },
+        )
     }
 }
 
