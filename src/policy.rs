@@ -77,6 +77,8 @@ pub enum ClaimMatcher {
 pub struct Policy {
     pub rules: Vec<Rule>,
     pub default: DefaultAction,
+    /// Paths are matched ignoring ASCII case (the globs are stored lower-cased).
+    pub case_insensitive_paths: bool,
     /// Rules that can never match because an earlier rule takes all their requests.
     pub warnings: Vec<String>,
 }
@@ -109,6 +111,13 @@ pub struct Denial {
 impl Policy {
     /// The first rule matching the request, or the default. `path` is canonical.
     pub fn route(&self, method: &Method, path: &str, host: Option<&str>) -> Route<'_> {
+        let lowered;
+        let path = if self.case_insensitive_paths {
+            lowered = path.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            path
+        };
         let segments: Vec<&str> = glob::split(path).collect();
         let host = host.map(strip_port);
         self.rules
@@ -301,10 +310,18 @@ pub fn parse(sources: &[(PathBuf, String)]) -> Result<Policy, Vec<ConfigError>> 
     if !v.errors.is_empty() {
         return Err(v.errors);
     }
-    let warnings = shadowed(&v.rules);
+    let case_insensitive_paths = v.case_insensitive.is_some_and(|(on, _)| on);
+    let mut rules = v.rules;
+    if case_insensitive_paths {
+        for rule in &mut rules {
+            rule.paths = rule.paths.iter().map(Glob::to_ascii_lowercase).collect();
+        }
+    }
+    let warnings = shadowed(&rules);
     Ok(Policy {
-        rules: v.rules,
+        rules,
         default: v.default.map_or(DefaultAction::Deny, |(d, _)| d),
+        case_insensitive_paths,
         warnings,
     })
 }
@@ -348,6 +365,7 @@ fn covers(earlier: &Rule, later: &Rule) -> bool {
 struct Validator {
     rules: Vec<Rule>,
     default: Option<(DefaultAction, Origin)>,
+    case_insensitive: Option<(bool, Origin)>,
     errors: Vec<ConfigError>,
 }
 
@@ -410,6 +428,20 @@ impl Validator {
                 }
                 (None, Some(action)) => self.default = Some((action, here)),
                 (_, None) => {}
+            }
+        }
+        if let Some(flag) = raw.case_insensitive_paths {
+            let here = Self::origin(path, &flag.referenced, "case_insensitive_paths");
+            match &self.case_insensitive {
+                Some((_, first)) => {
+                    let message = format!(
+                        "is already set in {}:{}; set it in one file only",
+                        first.file.display(),
+                        first.line
+                    );
+                    self.errors.push(here.error(message));
+                }
+                None => self.case_insensitive = Some((flag.value, here)),
             }
         }
         for (i, route) in raw.routes.unwrap_or_default().into_iter().enumerate() {

@@ -57,6 +57,23 @@ impl Glob {
         })
     }
 
+    /// The same glob with its literal parts in ASCII lower case.
+    pub fn to_ascii_lowercase(&self) -> Self {
+        let segments = self
+            .segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(l) => Segment::Literal(l.to_ascii_lowercase()),
+                Segment::Pattern(p) => Segment::Pattern(p.to_ascii_lowercase()),
+                other => other.clone(),
+            })
+            .collect();
+        Self {
+            raw: self.raw.clone(),
+            segments,
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.raw
     }

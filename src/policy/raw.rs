@@ -3,6 +3,7 @@
 //! ```yaml
 //! version: 1
 //! default: deny            # or allow: what happens when no route matches (default deny)
+//! case_insensitive_paths: false   # true when the app treats /Admin as /admin
 //! routes:                  # first match wins
 //!   - name: admin          # unique across all files
 //!     path: /admin/**      # or `paths: [..]`; `*` one segment, `**` any depth
@@ -35,6 +36,11 @@ pub struct RawPolicyFile {
     /// `deny` (default) or `allow`: the answer when no route matches. At most one file may set
     /// it.
     pub default: Option<S<String>>,
+    /// Match paths ignoring ASCII case (`/ADMIN` is `/admin`). Turn it on when the app behind
+    /// treats paths case-insensitively (IIS, some Java and Windows stacks), or a differently
+    /// spelled path would reach it past the rule meant for it. Default false; at most one file
+    /// may set it.
+    pub case_insensitive_paths: Option<S<bool>>,
     /// Ordered rules; across files, files are taken in name order.
     pub routes: Option<Vec<RawRoute>>,
 }

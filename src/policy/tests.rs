@@ -319,3 +319,16 @@ fn segment_reference(glob: &str, text: &str) -> bool {
         }
     }
 }
+
+#[test]
+fn case_insensitive_paths_close_case_games() {
+    let text = "version: 1\nroutes:\n  - name: admin\n    path: /Admin/**\n  - name: rest\n    path: /**\n";
+    let strict = policy(text).unwrap();
+    assert_eq!(rule_name(&strict, "GET", "/ADMIN/x", None), "rest");
+    let folded =
+        policy(&text.replace("version: 1\n", "version: 1\ncase_insensitive_paths: true\n"))
+            .unwrap();
+    for path in ["/admin/x", "/ADMIN/x", "/aDmIn"] {
+        assert_eq!(rule_name(&folded, "GET", path, None), "admin", "{path}");
+    }
+}
