@@ -20,6 +20,7 @@ use http::HeaderName;
 use jsonwebtoken::Algorithm;
 
 use crate::auth::ClaimMapping;
+use crate::secret::SecretSource;
 use crate::telemetry::LogFormat;
 pub use raw::RawConfig;
 
@@ -77,6 +78,14 @@ pub struct Origin {
     pub field: String,
 }
 
+impl ConfigError {
+    /// The same error, naming another field.
+    pub fn with_field(mut self, field: &str) -> Self {
+        self.field = field.to_owned();
+        self
+    }
+}
+
 impl Origin {
     pub fn error(&self, message: impl Into<String>) -> ConfigError {
         ConfigError {
@@ -104,6 +113,35 @@ pub struct Config {
     pub issuers: Vec<IssuerSettings>,
     pub identity: IdentitySettings,
     pub tokens: TokenSettings,
+    /// Browser login; when set, `session` is set too.
+    pub login: Option<LoginSettings>,
+    pub session: Option<SessionSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginSettings {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretSource>,
+    pub redirect_url: String,
+    pub scopes: Vec<String>,
+    pub params: Vec<(String, String)>,
+    pub allowed_redirect_hosts: Vec<String>,
+    pub claims: ClaimMapping,
+    /// Without a trailing slash, e.g. `/oauth2`.
+    pub prefix: String,
+    pub post_logout_redirect_url: Option<String>,
+    pub algorithms: Vec<Algorithm>,
+    pub leeway: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub secrets: Vec<SecretSource>,
+    pub cookie_name: String,
+    pub lifetime: Duration,
+    pub flow_timeout: Duration,
+    pub refresh: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -582,6 +620,18 @@ impl Validator<'_> {
             max_bytes: self.number(raw_tokens.max_bytes, "tokens.max_bytes", 256, 8192),
             cache_size: raw_tokens.cache_size.map_or(10_000, |c| c.value),
         };
+        let login = raw.login.and_then(|l| self.login(l));
+        let session = match (raw.session, &login) {
+            (Some(s), _) => Some(self.session(s)),
+            (None, Some(_)) => {
+                self.missing(
+                    "session",
+                    "browser login needs a `session` section with `secrets`",
+                );
+                None
+            }
+            (None, None) => None,
+        };
         Config {
             listen,
             tls,
@@ -594,6 +644,242 @@ impl Validator<'_> {
             issuers,
             identity,
             tokens,
+            login,
+            session,
+        }
+    }
+
+    fn secret(&mut self, raw: raw::RawSecret, field: &str) -> Option<SecretSource> {
+        let source = match (raw.file, raw.env) {
+            (Some(file), None) => (SecretSource::File(self.path(&file.value)), file.referenced),
+            (None, Some(env)) => (SecretSource::Env(env.value), env.referenced),
+            _ => {
+                self.missing(field, "set exactly one of `file` or `env`");
+                return None;
+            }
+        };
+        if let Err(problem) = source.0.read() {
+            self.error(&source.1, field, problem);
+        }
+        Some(source.0)
+    }
+
+    fn claim_paths(raw: Option<raw::RawClaimPaths>) -> ClaimMapping {
+        let defaults = ClaimMapping::default();
+        let claims = raw.unwrap_or_default();
+        let list = |v: Option<Vec<Spanned<String>>>, default: Vec<String>| {
+            v.map_or(default, |v| v.into_iter().map(|s| s.value).collect())
+        };
+        ClaimMapping {
+            subject: claims.subject.map_or(defaults.subject, |s| s.value),
+            roles: list(claims.roles, defaults.roles),
+            scopes: list(claims.scopes, defaults.scopes),
+            email: claims.email.map_or(defaults.email, |s| s.value),
+        }
+    }
+
+    fn algorithms(&mut self, raw: Option<Vec<Spanned<String>>>, field: &str) -> Vec<Algorithm> {
+        match raw {
+            None => DEFAULT_ALGORITHMS.to_vec(),
+            Some(list) => list
+                .into_iter()
+                .filter_map(|a| match a.value.parse::<Algorithm>() {
+                    Ok(alg) if DEFAULT_ALGORITHMS.contains(&alg) => Some(alg),
+                    _ => {
+                        let message = format!(
+                            "`{}` is not accepted; use asymmetric algorithms: RS256/384/512, PS256/384/512, ES256/384, EdDSA",
+                            a.value
+                        );
+                        self.error(&a.referenced, field, message);
+                        None
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn login(&mut self, raw: raw::RawLogin) -> Option<LoginSettings> {
+        let required =
+            |v: Option<Spanned<String>>, this: &mut Self, field: &str, what: &str| match v {
+                Some(v) => Some(v),
+                None => {
+                    this.missing(field, format!("is required: {what}"));
+                    None
+                }
+            };
+        let issuer = required(
+            raw.issuer,
+            self,
+            "login.issuer",
+            "the OpenID provider's issuer URL",
+        );
+        let client_id = required(
+            raw.client_id,
+            self,
+            "login.client_id",
+            "the client registered at the provider",
+        );
+        let redirect = required(
+            raw.redirect_url,
+            self,
+            "login.redirect_url",
+            "e.g. https://app.example.com/oauth2/callback",
+        );
+        let prefix = match raw.prefix {
+            None => "/oauth2".to_owned(),
+            Some(p) => {
+                let trimmed = p.value.trim_end_matches('/').to_owned();
+                let valid = trimmed.starts_with('/')
+                    && trimmed.len() > 1
+                    && crate::path::canonicalize(&trimmed).is_ok_and(|c| c == trimmed);
+                if !valid {
+                    self.error(
+                        &p.referenced,
+                        "login.prefix",
+                        "must be a canonical path like `/oauth2`",
+                    );
+                }
+                trimmed
+            }
+        };
+        if let Some(issuer) = &issuer
+            && let Err(problem) = idp_url_allowed(&issuer.value)
+        {
+            self.error(&issuer.referenced, "login.issuer", problem);
+        }
+        if let Some(redirect) = &redirect {
+            match idp_url_allowed(&redirect.value) {
+                Err(problem) => self.error(&redirect.referenced, "login.redirect_url", problem),
+                Ok(()) => {
+                    let path = redirect
+                        .value
+                        .parse::<http::Uri>()
+                        .map(|u| u.path().to_owned())
+                        .unwrap_or_default();
+                    if path != format!("{prefix}/callback") {
+                        let message = format!(
+                            "must end in `{prefix}/callback`, where Gatehouse receives the provider's answer"
+                        );
+                        self.error(&redirect.referenced, "login.redirect_url", message);
+                    }
+                }
+            }
+        }
+        if let Some(url) = &raw.post_logout_redirect_url
+            && let Err(problem) = idp_url_allowed(&url.value)
+        {
+            self.error(&url.referenced, "login.post_logout_redirect_url", problem);
+        }
+        let client_secret = raw
+            .client_secret
+            .and_then(|s| self.secret(s, "login.client_secret"));
+        let mut scopes = vec!["openid".to_owned()];
+        let requested = raw.scopes.map_or_else(
+            || vec!["profile".to_owned(), "email".to_owned()],
+            |v| v.into_iter().map(|s| s.value).collect(),
+        );
+        for scope in requested {
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        const RESERVED: [&str; 8] = [
+            "state",
+            "nonce",
+            "code_challenge",
+            "code_challenge_method",
+            "redirect_uri",
+            "client_id",
+            "response_type",
+            "scope",
+        ];
+        let mut params = Vec::new();
+        for (name, value) in raw.params.unwrap_or_default() {
+            if RESERVED.contains(&name.as_str()) {
+                self.error(
+                    &value.referenced,
+                    &format!("login.params.{name}"),
+                    "is set by Gatehouse itself",
+                );
+            } else {
+                params.push((name, value.value));
+            }
+        }
+        let algorithms = self.algorithms(raw.algorithms, "login.algorithms");
+        let leeway = self.duration(raw.leeway, "login.leeway", Duration::from_secs(30));
+        Some(LoginSettings {
+            issuer: issuer?.value,
+            client_id: client_id?.value,
+            client_secret,
+            redirect_url: redirect?.value,
+            scopes,
+            params,
+            allowed_redirect_hosts: raw
+                .allowed_redirect_hosts
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.value)
+                .collect(),
+            claims: Self::claim_paths(raw.claims),
+            prefix,
+            post_logout_redirect_url: raw.post_logout_redirect_url.map(|u| u.value),
+            algorithms,
+            leeway,
+        })
+    }
+
+    fn session(&mut self, raw: raw::RawSession) -> SessionSettings {
+        let mut secrets = Vec::new();
+        for (i, secret) in raw.secrets.unwrap_or_default().into_iter().enumerate() {
+            let field = format!("session.secrets[{i}]");
+            if let Some(source) = self.secret(secret, &field) {
+                if source.read().is_ok_and(|s| s.expose().len() < 32) {
+                    self.missing(
+                        &field,
+                        "must be at least 32 characters (e.g. `openssl rand -base64 32`)",
+                    );
+                }
+                secrets.push(source);
+            }
+        }
+        if secrets.is_empty() {
+            self.missing(
+                "session.secrets",
+                "needs at least one secret (a file or an environment variable)",
+            );
+        }
+        let cookie_name = match raw.cookie_name {
+            None => "__Host-gatehouse".to_owned(),
+            Some(name) => {
+                let valid = !name.value.is_empty()
+                    && name
+                        .value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                if !valid {
+                    self.error(
+                        &name.referenced,
+                        "session.cookie_name",
+                        "use letters, digits, `-` and `_`",
+                    );
+                }
+                name.value
+            }
+        };
+        SessionSettings {
+            secrets,
+            cookie_name,
+            lifetime: self.duration(
+                raw.lifetime,
+                "session.lifetime",
+                Duration::from_secs(12 * 3600),
+            ),
+            flow_timeout: self.duration(
+                raw.flow_timeout,
+                "session.flow_timeout",
+                Duration::from_secs(600),
+            ),
+            refresh: raw.refresh.is_none_or(|r| r.value),
         }
     }
 
@@ -638,34 +924,8 @@ impl Validator<'_> {
                 JwksSource::Discovery
             }
         };
-        let algorithms = match raw.algorithms {
-            None => DEFAULT_ALGORITHMS.to_vec(),
-            Some(list) => list
-                .into_iter()
-                .filter_map(|a| match a.value.parse::<Algorithm>() {
-                    Ok(alg) if DEFAULT_ALGORITHMS.contains(&alg) => Some(alg),
-                    _ => {
-                        let message = format!(
-                            "`{}` is not accepted; use asymmetric algorithms: RS256/384/512, PS256/384/512, ES256/384, EdDSA",
-                            a.value
-                        );
-                        self.error(&a.referenced, &field("algorithms"), message);
-                        None
-                    }
-                })
-                .collect(),
-        };
-        let defaults = ClaimMapping::default();
-        let claims = raw.claims.unwrap_or_default();
-        let list = |v: Option<Vec<Spanned<String>>>, default: Vec<String>| {
-            v.map_or(default, |v| v.into_iter().map(|s| s.value).collect())
-        };
-        let claims = ClaimMapping {
-            subject: claims.subject.map_or(defaults.subject, |s| s.value),
-            roles: list(claims.roles, defaults.roles),
-            scopes: list(claims.scopes, defaults.scopes),
-            email: claims.email.map_or(defaults.email, |s| s.value),
-        };
+        let algorithms = self.algorithms(raw.algorithms, &field("algorithms"));
+        let claims = Self::claim_paths(raw.claims);
         let jwks_raw = raw.jwks.unwrap_or_default();
         let d = JwksSettings::default();
         let jwks = JwksSettings {

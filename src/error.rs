@@ -24,6 +24,9 @@ pub enum ProxyError {
     /// The issuer's signing keys are not available: we cannot decide, so we do not guess.
     #[error("signing keys unavailable")]
     KeysUnavailable,
+    /// Nothing here by that name (an unknown built-in endpoint).
+    #[error("not found")]
+    NotFound,
     /// More header fields than `limits.max_headers` (HTTP/2; HTTP/1.1 is refused by the parser).
     #[error("too many header fields")]
     HeadersTooLarge,
@@ -67,6 +70,7 @@ impl ProxyError {
         match self {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } | Self::NoRoute => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
             Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::BadRequest(_) | Self::BadPath(_) => StatusCode::BAD_REQUEST,
@@ -84,6 +88,7 @@ impl ProxyError {
             Self::Unauthenticated(Credential::Malformed) => "invalid_request",
             Self::Unauthenticated(Credential::Invalid(_)) => "invalid_token",
             Self::Forbidden { .. } | Self::NoRoute => "forbidden",
+            Self::NotFound => "not_found",
             Self::KeysUnavailable => "keys_unavailable",
             Self::HeadersTooLarge => "headers_too_large",
             Self::BadRequest(_) => "bad_request",
@@ -99,7 +104,7 @@ impl ProxyError {
     fn message(&self) -> String {
         match self {
             Self::Unauthenticated(Credential::Missing) => {
-                "this route needs a bearer token".to_owned()
+                "this route needs authentication".to_owned()
             }
             Self::Unauthenticated(Credential::Malformed) => {
                 "send exactly one `Authorization: Bearer <token>` header".to_owned()
@@ -107,6 +112,7 @@ impl ProxyError {
             Self::Unauthenticated(Credential::Invalid(why)) => why.to_string(),
             Self::Forbidden { needed, .. } => format!("this route needs {needed}"),
             Self::NoRoute => "no route allows this request".to_owned(),
+            Self::NotFound => "not found".to_owned(),
             Self::KeysUnavailable => {
                 "the token issuer's keys are unavailable; try again shortly".to_owned()
             }

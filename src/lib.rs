@@ -21,6 +21,8 @@
 //! | `devcerts`  | the local development CA and leaf certificates               |
 //! | `devissuer` | the development token issuer (demo and dev tokens only)      |
 //! | `demo`      | the embedded demo: config and echo upstream                  |
+//! | `login`     | browser login: OIDC flow, session cookies, `/oauth2/*` pages   |
+//! | `secret`    | secrets from files or env, redacted in `Debug`               |
 //! | `reload`    | watching files for changes                                   |
 
 pub mod admin;
@@ -34,10 +36,12 @@ pub mod devissuer;
 pub mod error;
 pub mod headers;
 pub mod identity;
+pub mod login;
 pub mod path;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
+pub mod secret;
 pub mod server;
 pub mod stack;
 pub mod telemetry;

@@ -38,6 +38,15 @@ pub enum AuthMode {
     Any,
 }
 
+/// What an unauthenticated caller of a route gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUnauthenticated {
+    /// A browser navigation is sent to the login (when login is configured); others get 401.
+    Auto,
+    Redirect,
+    Deny,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub name: String,
@@ -47,6 +56,7 @@ pub struct Rule {
     /// Lowercased host; `*.example.com` matches one label.
     pub host: Option<String>,
     pub auth: AuthMode,
+    pub on_unauthenticated: OnUnauthenticated,
     pub require: Requirements,
     pub pass_authorization: bool,
     pub origin: Origin,
@@ -249,23 +259,31 @@ pub fn load_for(config: &crate::config::Config) -> Result<Policy, Vec<ConfigErro
         }
         errors
     })?;
-    if config.issuers.is_empty() {
-        let errors: Vec<ConfigError> = policy
-            .rules
-            .iter()
-            .filter(|r| matches!(r.auth, AuthMode::Bearer | AuthMode::Any))
-            .map(|r| {
-                r.origin.error(format!(
-                    "route `{}` needs bearer tokens but the config has no `issuers`; add one or make the route `auth: none`",
-                    r.name
-                ))
-            })
-            .collect();
-        if !errors.is_empty() {
-            return Err(errors);
-        }
+    let (bearer, session) = (!config.issuers.is_empty(), config.login.is_some());
+    let errors: Vec<ConfigError> = policy
+        .rules
+        .iter()
+        .filter_map(|r| {
+            let missing = match r.auth {
+                AuthMode::None => return None,
+                AuthMode::Bearer if !bearer => "bearer tokens but the config has no `issuers`",
+                AuthMode::Session if !session => "browser sessions but the config has no `login`",
+                AuthMode::Any if !bearer && !session => {
+                    "a credential but the config has neither `issuers` nor `login`"
+                }
+                _ => return None,
+            };
+            Some(r.origin.error(format!(
+                "route `{}` needs {missing}; configure it or make the route `auth: none`",
+                r.name
+            )))
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(policy)
+    } else {
+        Err(errors)
     }
-    Ok(policy)
 }
 
 /// Loads every `*.yaml`/`*.yml` file in `dir`, in name order, into one policy.
@@ -526,11 +544,7 @@ impl Validator {
                 "none" => AuthMode::None,
                 "bearer" => AuthMode::Bearer,
                 "any" => AuthMode::Any,
-                "session" => {
-                    let message = "`session` needs browser login, which this version of Gatehouse does not have yet; use `bearer` or `any`";
-                    self.error(file, &a.referenced, &field("auth"), message);
-                    AuthMode::Session
-                }
+                "session" => AuthMode::Session,
                 _ => {
                     self.error(
                         file,
@@ -539,6 +553,22 @@ impl Validator {
                         "must be `none`, `bearer`, `session` or `any`",
                     );
                     AuthMode::Any
+                }
+            },
+        };
+        let on_unauthenticated = match raw.on_unauthenticated {
+            None => OnUnauthenticated::Auto,
+            Some(o) => match o.value.as_str() {
+                "redirect" => OnUnauthenticated::Redirect,
+                "deny" => OnUnauthenticated::Deny,
+                _ => {
+                    self.error(
+                        file,
+                        &o.referenced,
+                        &field("on_unauthenticated"),
+                        "must be `redirect` or `deny`",
+                    );
+                    OnUnauthenticated::Auto
                 }
             },
         };
@@ -557,6 +587,7 @@ impl Validator {
             methods,
             host,
             auth,
+            on_unauthenticated,
             require,
             pass_authorization: raw.pass_authorization.is_some_and(|p| p.value),
             origin: Self::origin(file, &at, &field("name")),

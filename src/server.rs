@@ -28,6 +28,7 @@ use crate::auth::jwt::Verifier;
 use crate::config::{Config, ConfigErrors, Limits};
 use crate::headers::TrustedProxies;
 use crate::identity::IdentityHeaders;
+use crate::login::Login;
 use crate::policy::{self, Policy};
 use crate::proxy::Upstream;
 use crate::reload::{self as file_reload, FileWatch};
@@ -151,6 +152,39 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }));
     }
     background.push(watch_policy(&config, policy.clone(), &reload));
+    let login = match (&config.login, &config.session) {
+        (Some(settings), Some(session)) => {
+            let shared_keys = verifier.jwks_for(&settings.issuer);
+            let login = Login::new(
+                settings.clone(),
+                session.clone(),
+                shared_keys.clone(),
+                idp_client()?,
+            )
+            .map_err(|message| {
+                StartError::Config(ConfigErrors(vec![
+                    config.policies_origin.error(message).with_field("login"),
+                ]))
+            })?;
+            let login = Arc::new(login);
+            background.push(tokio::spawn(login.provider().clone().run()));
+            background.push(when_loaded(
+                login.provider().loaded(),
+                readiness.clone(),
+                "login provider",
+            ));
+            if shared_keys.is_none() {
+                background.push(tokio::spawn(login.jwks().clone().run()));
+                background.push(when_loaded(
+                    login.jwks().loaded(),
+                    readiness.clone(),
+                    "keys of the login provider",
+                ));
+            }
+            Some(login)
+        }
+        _ => None,
+    };
 
     let shared = Arc::new(Shared {
         app: App {
@@ -160,6 +194,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             verifier,
             identity: IdentityHeaders::new(config.identity.clone()),
             max_headers: config.limits.max_headers,
+            login,
         },
         http: http_builder(&config.limits),
         permits: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -248,6 +283,20 @@ async fn bind(
         .await
         .map(Some)
         .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+/// Marks `condition` met once `loaded` turns true.
+fn when_loaded(
+    mut loaded: watch::Receiver<bool>,
+    readiness: Arc<Readiness>,
+    condition: &str,
+) -> JoinHandle<()> {
+    let condition = condition.to_owned();
+    tokio::spawn(async move {
+        if loaded.wait_for(|l| *l).await.is_ok() {
+            readiness.met(&condition);
+        }
+    })
 }
 
 /// Reloads the policy when its files change; a policy that fails validation is not used.

@@ -13,12 +13,14 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::auth::jwt::{self, Authenticated, TokenError, Verifier};
+use crate::auth::{AuthMethod, Principal};
 use crate::body::{AccessRecord, Body, Metered};
 use crate::error::{Credential, ProxyError};
 use crate::headers::{self, TrustedProxies, X_REQUEST_ID};
 use crate::identity::IdentityHeaders;
+use crate::login::{self, Login, SessionState};
 use crate::path;
-use crate::policy::{AuthMode, Decision, DefaultAction, Policy, Route};
+use crate::policy::{AuthMode, Decision, DefaultAction, OnUnauthenticated, Policy, Route, Rule};
 use crate::proxy::Upstream;
 use crate::telemetry;
 
@@ -32,6 +34,8 @@ pub struct App {
     pub verifier: Arc<Verifier>,
     pub identity: IdentityHeaders,
     pub max_headers: usize,
+    /// Browser login, when configured.
+    pub login: Option<Arc<Login>>,
 }
 
 /// What the server knows about the connection a request arrived on.
@@ -59,7 +63,7 @@ pub async fn handle(
     );
 
     let mut response = match admit(app, conn, &mut request, &request_id).await {
-        Ok(forward) => {
+        Ok(Admit::Forward(forward)) => {
             // 10. Forward exactly what was checked.
             let started = Instant::now();
             let result = app
@@ -67,7 +71,7 @@ pub async fn handle(
                 .forward(request, forward.path, forward.host, forward.upgrade)
                 .await;
             record.upstream_time = Some(started.elapsed());
-            match result {
+            let response = match result {
                 Ok(mut response) => {
                     // Hop-by-hop headers of the upstream's connection stay with it.
                     headers::remove_hop_by_hop(response.headers_mut());
@@ -77,9 +81,12 @@ pub async fn handle(
                     telemetry::upstream_error(error.code());
                     error.into_response()
                 }
-            }
+            };
+            // A session refreshed on the way in is stored on the way out.
+            login::with_cookies(response, &forward.set_cookies)
         }
-        // 8. Every refusal is answered here, from the one mapping in `error`.
+        // 4 and 8. Built-in endpoints and refusals answer here, never upstream.
+        Ok(Admit::Answer(response)) => response,
         Err(error) => error.into_response(),
     };
 
@@ -89,11 +96,27 @@ pub async fn handle(
     response.map(|body| Metered::new(body, record))
 }
 
-/// What the checks decided to send upstream.
+/// What the checks decided.
+enum Admit {
+    Forward(Forward),
+    /// Answered by Gatehouse itself (login endpoints, login redirects, HTML pages).
+    Answer(Response<Body>),
+}
+
+/// What goes upstream.
 struct Forward {
     path: PathAndQuery,
     host: Option<HeaderValue>,
     upgrade: bool,
+    /// Cookies to set on the answer (a refreshed session).
+    set_cookies: Vec<HeaderValue>,
+}
+
+/// Who the caller turned out to be, and what cookies that requires us to set.
+#[derive(Default)]
+struct Caller {
+    authenticated: Option<Authenticated>,
+    set_cookies: Vec<HeaderValue>,
 }
 
 /// Steps 2 to 9: everything that decides whether and how the request goes upstream.
@@ -102,7 +125,7 @@ async fn admit(
     conn: ConnInfo,
     request: &mut Request<Incoming>,
     request_id: &HeaderValue,
-) -> Result<Forward, ProxyError> {
+) -> Result<Admit, ProxyError> {
     // 2. Hygiene, before anything reads the headers: hop-by-hop headers and everything named
     //    in `Connection` go first (so `Connection: X-User-Id` cannot remove what we inject
     //    later), then every client spelling of our identity headers.
@@ -132,8 +155,19 @@ async fn admit(
             request.headers().get(header::HOST).cloned()
         }
     };
+    let host_name = host
+        .as_ref()
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
 
-    // 4. Forwarding headers describe this hop; client copies count only from trusted proxies.
+    // 4. Built-in endpoints, before routing: no policy can shadow or expose them.
+    if let Some(login) = &app.login
+        && let Some(name) = login.endpoint_name(&canonical)
+    {
+        return endpoint(app, login, name, request, host_name.as_deref()).await;
+    }
+
+    // Forwarding headers describe this hop; client copies count only from trusted proxies.
     headers::set_forwarded(
         request.headers_mut(),
         conn.peer.ip(),
@@ -147,13 +181,20 @@ async fn admit(
 
     // 5. Route match on (method, canonical path, host); the first rule wins.
     let policy = app.policy.load();
-    let host_name = host.as_ref().and_then(|h| h.to_str().ok());
-    let rule = match policy.route(request.method(), &canonical, host_name) {
+    let rule = match policy.route(request.method(), &canonical, host_name.as_deref()) {
         Route::Rule(rule) => rule,
         Route::Default(DefaultAction::Allow) => {
             telemetry::decision("(default)", "allow");
             request.headers_mut().remove(header::AUTHORIZATION);
-            return forward(request, canonical, host, upgrade);
+            return Ok(Admit::Forward(forward(
+                app,
+                request,
+                canonical,
+                host,
+                upgrade,
+                None,
+                Vec::new(),
+            )?));
         }
         Route::Default(DefaultAction::Deny) => {
             telemetry::decision("(default)", "forbidden");
@@ -162,45 +203,181 @@ async fn admit(
     };
 
     // 6. Authenticate as the rule asks. A public route never looks at credentials.
-    let authenticated = match rule.auth {
-        AuthMode::None => None,
-        AuthMode::Bearer | AuthMode::Any | AuthMode::Session => match bearer(app, request).await {
-            Ok(authenticated) => authenticated,
-            Err(error) => {
-                telemetry::decision(&rule.name, "unauthenticated");
-                return Err(error);
-            }
-        },
+    let caller = match authenticate(app, request, rule.auth).await {
+        Ok(caller) => caller,
+        Err(error) => {
+            telemetry::decision(&rule.name, "unauthenticated");
+            return Err(error);
+        }
     };
 
-    // 7. Authorize against the rule's requirements.
-    let principal = authenticated.as_ref().map(|a| a.principal.as_ref());
+    // 7. Authorize against the rule's requirements; 8. answer refusals in kind: a browser is
+    //    sent to the login or shown a page, an API client gets 401/403 JSON.
+    let principal = caller.authenticated.as_ref().map(|a| a.principal.as_ref());
     match rule.authorize(principal) {
         Decision::Allow => telemetry::decision(&rule.name, "allow"),
         Decision::Unauthenticated => {
             telemetry::decision(&rule.name, "unauthenticated");
-            return Err(ProxyError::Unauthenticated(Credential::Missing));
+            let answer = match &app.login {
+                Some(login) if wants_login(rule, request) => {
+                    login.redirect_to_login(&original_target(&canonical, request))
+                }
+                _ => ProxyError::Unauthenticated(Credential::Missing).into_response(),
+            };
+            return Ok(Admit::Answer(login::with_cookies(
+                answer,
+                &caller.set_cookies,
+            )));
         }
         Decision::Forbidden(denial) => {
             telemetry::decision(&rule.name, "forbidden");
-            return Err(ProxyError::Forbidden {
-                needed: denial.needed,
-                scope: denial.scope,
-            });
+            let answer = match (&app.login, principal) {
+                (Some(login), Some(p))
+                    if p.method == AuthMethod::Session && accepts_html(request) =>
+                {
+                    login.forbidden_page(p, &denial.needed)
+                }
+                _ => ProxyError::Forbidden {
+                    needed: denial.needed,
+                    scope: denial.scope,
+                }
+                .into_response(),
+            };
+            return Ok(Admit::Answer(login::with_cookies(
+                answer,
+                &caller.set_cookies,
+            )));
         }
     }
 
-    // 9. Inject the identity; the credential itself stays here unless asked for.
-    let pass_authorization =
-        rule.pass_authorization || authenticated.as_ref().is_some_and(|a| a.pass_authorization);
+    // 9. Inject the identity; the credentials themselves stay here unless asked for.
+    let pass_authorization = rule.pass_authorization
+        || caller
+            .authenticated
+            .as_ref()
+            .is_some_and(|a| a.pass_authorization);
+    let principal = caller.authenticated.map(|a| a.principal);
+    let forward = forward(
+        app,
+        request,
+        canonical,
+        host,
+        upgrade,
+        principal.as_deref(),
+        caller.set_cookies,
+    );
     if !pass_authorization {
         request.headers_mut().remove(header::AUTHORIZATION);
     }
-    if let Some(authenticated) = &authenticated {
-        app.identity
-            .inject(request.headers_mut(), &authenticated.principal);
+    forward.map(Admit::Forward)
+}
+
+/// Authenticates as `mode` asks: bearer, session, or (for `any`) bearer when an
+/// `Authorization` header is present and the session otherwise.
+async fn authenticate(
+    app: &App,
+    request: &Request<Incoming>,
+    mode: AuthMode,
+) -> Result<Caller, ProxyError> {
+    let use_bearer = match mode {
+        AuthMode::None => return Ok(Caller::default()),
+        AuthMode::Bearer => true,
+        AuthMode::Session => false,
+        AuthMode::Any => {
+            request.headers().contains_key(header::AUTHORIZATION) || app.login.is_none()
+        }
+    };
+    if use_bearer {
+        return Ok(Caller {
+            authenticated: bearer(app, request).await?,
+            set_cookies: Vec::new(),
+        });
     }
-    forward(request, canonical, host, upgrade)
+    let Some(login) = &app.login else {
+        return Ok(Caller::default());
+    };
+    Ok(match login.session(request.headers()).await {
+        SessionState::None => Caller::default(),
+        SessionState::Valid {
+            principal,
+            set_cookies,
+        } => Caller {
+            authenticated: Some(Authenticated {
+                principal,
+                pass_authorization: false,
+            }),
+            set_cookies,
+        },
+        SessionState::Ended { clear_cookies } => Caller {
+            authenticated: None,
+            set_cookies: clear_cookies,
+        },
+    })
+}
+
+/// Should an unauthenticated request on `rule` be sent to the login page?
+fn wants_login(rule: &Rule, request: &Request<Incoming>) -> bool {
+    let session_route = matches!(rule.auth, AuthMode::Session | AuthMode::Any);
+    match rule.on_unauthenticated {
+        OnUnauthenticated::Redirect => session_route,
+        OnUnauthenticated::Deny => false,
+        OnUnauthenticated::Auto => {
+            session_route && login::is_navigation(request.method(), request.headers())
+        }
+    }
+}
+
+fn accepts_html(request: &Request<Incoming>) -> bool {
+    request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// The canonical path with the original query, to come back to after login.
+fn original_target(canonical: &str, request: &Request<Incoming>) -> String {
+    match request.uri().query() {
+        Some(query) => format!("{canonical}?{query}"),
+        None => canonical.to_owned(),
+    }
+}
+
+/// The built-in endpoints under the login prefix.
+async fn endpoint(
+    app: &App,
+    login: &Login,
+    name: &str,
+    request: &Request<Incoming>,
+    host: Option<&str>,
+) -> Result<Admit, ProxyError> {
+    let answered = login
+        .flow_endpoint(
+            name,
+            request.method(),
+            request.uri().query(),
+            request.headers(),
+            host,
+        )
+        .await;
+    if let Some(response) = answered {
+        return Ok(Admit::Answer(response));
+    }
+    let userinfo = match name {
+        "userinfo" => true,
+        "auth" => false,
+        _ => return Ok(Admit::Answer(ProxyError::NotFound.into_response())),
+    };
+    let caller = authenticate(app, request, AuthMode::Any).await?;
+    let response = match &caller.authenticated {
+        Some(a) if userinfo => login::userinfo(&a.principal),
+        Some(a) => login::auth_answer(&a.principal),
+        None => ProxyError::Unauthenticated(Credential::Missing).into_response(),
+    };
+    Ok(Admit::Answer(login::with_cookies(
+        response,
+        &caller.set_cookies,
+    )))
 }
 
 /// The bearer token of the request, verified; `None` when there is none.
@@ -220,12 +397,22 @@ async fn bearer(
     }
 }
 
+/// Builds what goes upstream: the identity headers, our cookies removed, the canonical path.
 fn forward(
-    request: &Request<Incoming>,
+    app: &App,
+    request: &mut Request<Incoming>,
     canonical: String,
     host: Option<HeaderValue>,
     upgrade: bool,
+    principal: Option<&Principal>,
+    set_cookies: Vec<HeaderValue>,
 ) -> Result<Forward, ProxyError> {
+    if let Some(principal) = principal {
+        app.identity.inject(request.headers_mut(), principal);
+    }
+    if let Some(login) = &app.login {
+        login.strip_cookies(request.headers_mut());
+    }
     let path = match request.uri().query() {
         Some(query) => PathAndQuery::try_from(format!("{canonical}?{query}")),
         None => PathAndQuery::try_from(canonical),
@@ -235,5 +422,6 @@ fn forward(
         path,
         host,
         upgrade,
+        set_cookies,
     })
 }

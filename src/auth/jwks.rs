@@ -203,10 +203,25 @@ const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 
 impl Jwks {
     pub fn new(settings: &IssuerSettings, client: reqwest::Client) -> Arc<Self> {
+        Self::with_source(
+            &settings.issuer,
+            settings.keys.clone(),
+            settings.jwks,
+            client,
+        )
+    }
+
+    /// A key cache for `issuer` that is not a bearer issuer (the login provider's ID tokens).
+    pub fn with_source(
+        issuer: &str,
+        source: JwksSource,
+        settings: JwksSettings,
+        client: reqwest::Client,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            issuer: settings.issuer.clone(),
-            source: settings.keys.clone(),
-            settings: settings.jwks,
+            issuer: issuer.to_owned(),
+            source,
+            settings,
             client,
             state: ArcSwapOption::empty(),
             fetching: Mutex::new(None),

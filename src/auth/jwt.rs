@@ -180,94 +180,131 @@ impl Verifier {
     }
 
     async fn verify_uncached(&self, token: &str, now: u64) -> Result<Verified, TokenError> {
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let header = decode_object(header_b64)?;
-        let payload = decode_object(payload_b64)?;
-
-        // Keys come from our configuration, never from the token.
-        for forbidden in ["jku", "x5u", "jwk", "x5c", "crit"] {
-            if header.contains_key(forbidden) {
-                return Err(TokenError::Header);
-            }
-        }
-        if header.get("b64").is_some() {
-            return Err(TokenError::Header);
-        }
-        let alg_name = header
-            .get("alg")
-            .and_then(Value::as_str)
-            .ok_or(TokenError::Algorithm)?;
-        // Names are case-sensitive (RFC 7515): `none`, `None`, `NONE` and `HS256` all fail here.
-        let alg: Algorithm = alg_name.parse().map_err(|_| TokenError::Algorithm)?;
-        let kid = match header.get("kid") {
-            None => None,
-            Some(Value::String(kid)) => Some(kid.as_str()),
-            Some(_) => return Err(TokenError::Header),
-        };
-
+        // The issuer is chosen by the (unverified) `iss`; `verify_signed` then holds the token
+        // to exactly that issuer's keys and expectations.
+        let payload = token.split('.').nth(1).ok_or(TokenError::Malformed)?;
+        let payload = decode_object(payload)?;
         let iss = payload
             .get("iss")
             .and_then(Value::as_str)
             .ok_or(TokenError::Issuer)?;
         let issuer = self.issuers.get(iss).ok_or(TokenError::Issuer)?;
         let settings = &issuer.settings;
-        if !settings.algorithms.contains(&alg) {
-            return Err(TokenError::Algorithm);
-        }
-        let keys = issuer
-            .jwks
-            .key_set_for(kid, alg)
-            .await
-            .map_err(|e| match e {
-                KeyError::Unavailable => TokenError::KeysUnavailable,
-                KeyError::Unknown => TokenError::UnknownKey,
-            })?;
-        let key = keys.find(kid, alg).ok_or(TokenError::UnknownKey)?;
-        let signed = &token[..header_b64.len() + 1 + payload_b64.len()];
-        let valid =
-            jsonwebtoken::crypto::verify(signature_b64, signed.as_bytes(), &key.decoding, alg)
-                .map_err(|_| TokenError::Signature)?;
-        if !valid {
-            return Err(TokenError::Signature);
-        }
-
-        let leeway = settings.leeway.as_secs();
-        let exp = numeric(&payload, "exp")?.ok_or(TokenError::NoExpiry)?;
-        if exp.saturating_add(leeway) <= now {
-            return Err(TokenError::Expired);
-        }
-        if numeric(&payload, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
-            return Err(TokenError::NotYetValid);
-        }
-        if numeric(&payload, "iat")?.is_some_and(|iat| iat > now.saturating_add(leeway)) {
-            return Err(TokenError::NotYetValid);
-        }
-        let audience_ok = match payload.get("aud") {
-            Some(Value::String(aud)) => settings.audiences.contains(aud),
-            Some(Value::Array(auds)) => auds.iter().any(|a| {
-                a.as_str()
-                    .is_some_and(|a| settings.audiences.iter().any(|x| x == a))
-            }),
-            _ => false,
+        let expect = Expectations {
+            issuer: &settings.issuer,
+            audiences: &settings.audiences,
+            algorithms: &settings.algorithms,
+            leeway: settings.leeway,
         };
-        if !audience_ok {
-            return Err(TokenError::Audience);
-        }
+        let (payload, exp) = verify_signed(token, &issuer.jwks, expect, now).await?;
         let principal = settings
             .claims
             .principal(Value::Object(payload), &settings.issuer, AuthMethod::Bearer)
             .map_err(|_| TokenError::Claims)?;
         Ok(Verified {
             principal: Arc::new(principal),
-            exp: exp.saturating_add(leeway),
+            exp: exp.saturating_add(settings.leeway.as_secs()),
             pass_authorization: settings.pass_authorization,
         })
     }
+
+    /// The key cache of `issuer`, when it is one of the bearer issuers.
+    pub fn jwks_for(&self, issuer: &str) -> Option<Arc<Jwks>> {
+        self.issuers.get(issuer).map(|i| i.jwks.clone())
+    }
+
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+}
+
+/// What a token must satisfy besides its signature.
+#[derive(Debug, Clone, Copy)]
+pub struct Expectations<'a> {
+    /// The exact `iss`.
+    pub issuer: &'a str,
+    /// `aud` must name one of these.
+    pub audiences: &'a [String],
+    pub algorithms: &'a [Algorithm],
+    pub leeway: Duration,
+}
+
+/// Verifies a compact JWS against `jwks` and `expect`: header rules, algorithm from the key and
+/// the allow-list, signature, `exp` (required), `nbf`, `iat`, `iss` and `aud`. Returns the
+/// payload and its `exp`. Used for bearer tokens and ID tokens alike.
+pub async fn verify_signed(
+    token: &str,
+    jwks: &Jwks,
+    expect: Expectations<'_>,
+    now: u64,
+) -> Result<(Map<String, Value>, u64), TokenError> {
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let header = decode_object(header_b64)?;
+    let payload = decode_object(payload_b64)?;
+
+    // Keys come from our configuration, never from the token.
+    for forbidden in ["jku", "x5u", "jwk", "x5c", "crit", "b64"] {
+        if header.contains_key(forbidden) {
+            return Err(TokenError::Header);
+        }
+    }
+    let alg_name = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(TokenError::Algorithm)?;
+    // Names are case-sensitive (RFC 7515): `none`, `None`, `NONE` and `HS256` all fail here.
+    let alg: Algorithm = alg_name.parse().map_err(|_| TokenError::Algorithm)?;
+    if !expect.algorithms.contains(&alg) {
+        return Err(TokenError::Algorithm);
+    }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(kid)) => Some(kid.as_str()),
+        Some(_) => return Err(TokenError::Header),
+    };
+    if payload.get("iss").and_then(Value::as_str) != Some(expect.issuer) {
+        return Err(TokenError::Issuer);
+    }
+    let keys = jwks.key_set_for(kid, alg).await.map_err(|e| match e {
+        KeyError::Unavailable => TokenError::KeysUnavailable,
+        KeyError::Unknown => TokenError::UnknownKey,
+    })?;
+    let key = keys.find(kid, alg).ok_or(TokenError::UnknownKey)?;
+    let signed = &token[..header_b64.len() + 1 + payload_b64.len()];
+    let valid = jsonwebtoken::crypto::verify(signature_b64, signed.as_bytes(), &key.decoding, alg)
+        .map_err(|_| TokenError::Signature)?;
+    if !valid {
+        return Err(TokenError::Signature);
+    }
+
+    let leeway = expect.leeway.as_secs();
+    let exp = numeric(&payload, "exp")?.ok_or(TokenError::NoExpiry)?;
+    if exp.saturating_add(leeway) <= now {
+        return Err(TokenError::Expired);
+    }
+    if numeric(&payload, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+        return Err(TokenError::NotYetValid);
+    }
+    if numeric(&payload, "iat")?.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+        return Err(TokenError::NotYetValid);
+    }
+    let audience_ok = match payload.get("aud") {
+        Some(Value::String(aud)) => expect.audiences.contains(aud),
+        Some(Value::Array(auds)) => auds.iter().any(|a| {
+            a.as_str()
+                .is_some_and(|a| expect.audiences.iter().any(|x| x == a))
+        }),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(TokenError::Audience);
+    }
+    Ok((payload, exp))
 }
 
 fn decode_object(part: &str) -> Result<Map<String, Value>, TokenError> {

@@ -33,6 +33,67 @@ pub struct RawConfig {
     pub identity: Option<RawIdentity>,
     /// Bearer token handling shared by all issuers.
     pub tokens: Option<RawTokens>,
+    /// Browser login with an OpenID provider (authorization code + PKCE). Needs `session`.
+    pub login: Option<RawLogin>,
+    /// The encrypted session cookie that browser login creates.
+    pub session: Option<RawSession>,
+}
+
+/// A secret read from a file or an environment variable (exactly one of the two).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    pub file: Option<S<String>>,
+    pub env: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogin {
+    /// The OpenID provider's issuer URL (discovery at `<issuer>/.well-known/openid-configuration`).
+    /// `http://` only on a loopback address.
+    pub issuer: Option<S<String>>,
+    pub client_id: Option<S<String>>,
+    /// Absent for a public client (PKCE still protects the code).
+    pub client_secret: Option<RawSecret>,
+    /// This proxy's callback as registered at the provider, e.g.
+    /// `https://app.example.com/oauth2/callback`.
+    pub redirect_url: Option<S<String>>,
+    /// Scopes to ask for; `openid` is always added. Default `[openid, profile, email]`.
+    pub scopes: Option<Vec<S<String>>>,
+    /// Extra authorization request parameters, e.g. `{prompt: login}`.
+    pub params: Option<std::collections::BTreeMap<String, S<String>>>,
+    /// Hosts that `rd=` may send the browser to after login or logout, besides this one.
+    /// `app.example.com` exactly, `.example.com` any subdomain.
+    pub allowed_redirect_hosts: Option<Vec<S<String>>>,
+    /// Claim paths in the ID token (same keys as an issuer's `claims`).
+    pub claims: Option<RawClaimPaths>,
+    /// Where the built-in endpoints live. Default `/oauth2`.
+    pub prefix: Option<S<String>>,
+    /// Sent to the provider's logout endpoint as `post_logout_redirect_uri` (must be
+    /// registered there). Default: none, the provider shows its own page.
+    pub post_logout_redirect_url: Option<S<String>>,
+    /// Accepted ID token algorithms (default as for issuers).
+    pub algorithms: Option<Vec<S<String>>>,
+    /// Clock skew for the ID token. Default `30s`.
+    pub leeway: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    /// Keys for the cookie (each at least 32 characters): the first encrypts, all decrypt,
+    /// so add the new secret first to rotate without signing anyone out.
+    pub secrets: Option<Vec<RawSecret>>,
+    /// Default `__Host-gatehouse` (the `__Host-` prefix pins it to this host, path `/`, HTTPS).
+    pub cookie_name: Option<S<String>>,
+    /// The longest a session lasts, refreshes included. Default `12h`.
+    pub lifetime: Option<S<String>>,
+    /// Time allowed to finish a login at the provider. Default `10m`.
+    pub flow_timeout: Option<S<String>>,
+    /// Keep the refresh token (in the cookie) to renew sessions whose tokens expire. Default
+    /// true; without it a session ends when its ID token expires.
+    pub refresh: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

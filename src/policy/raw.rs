@@ -10,6 +10,7 @@
 //!     methods: [GET, POST] # default: any method
 //!     host: app.example    # default: any host; `*.example.com` matches one label
 //!     auth: bearer         # none | bearer | session | any (default any)
+//!     on_unauthenticated: deny   # or redirect; default: redirect browsers, 401 for APIs
 //!     require:
 //!       roles:  { any_of: [admin], all_of: [] }
 //!       scopes: { all_of: [orders:write] }
@@ -60,6 +61,9 @@ pub struct RawRoute {
     pub host: Option<S<String>>,
     /// `none`, `bearer`, `session` or `any`. Default `any`.
     pub auth: Option<S<String>>,
+    /// What an unauthenticated caller gets: `redirect` (to the login), `deny` (401), or, when
+    /// absent, a redirect for browser navigations and 401 for everything else.
+    pub on_unauthenticated: Option<S<String>>,
     pub require: Option<RawRequire>,
     /// Forward the client's `Authorization` header to the app (removed by default).
     pub pass_authorization: Option<S<bool>>,

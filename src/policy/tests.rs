@@ -180,6 +180,7 @@ routes:
   - name: c
     path: /c
     auth: session
+    on_unauthenticated: sometimes
   - name: d
     path: /d
     auth: none
@@ -195,8 +196,8 @@ routes:
             (5, "routes[0].path"),
             (6, "routes[1].name"),
             (8, "routes[1].methods"),
-            (11, "routes[2].auth"),
-            (12, "routes[3].require"),
+            (12, "routes[2].on_unauthenticated"),
+            (13, "routes[3].require"),
         ]
     );
     assert!(
@@ -204,7 +205,6 @@ routes:
             .iter()
             .all(|e| e.file == Path::new("policies/main.yaml"))
     );
-    assert!(errors[4].message.contains("browser login"));
 }
 
 #[test]

@@ -1,0 +1,281 @@
+//! Sealed cookies: AES-256-GCM over a JSON payload, with the cookie's name as associated data
+//! so that one cookie can never be replayed as another (a flow cookie as a session, say).
+//!
+//! Keys come from a list of secrets: the first seals, every one opens, so a secret can rotate
+//! without signing everybody out. Each key is derived from its secret with HKDF-SHA256.
+//! Values too large for one cookie are split into numbered chunks (`name_0`, `name_1`, ...).
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderMap;
+use http::header::COOKIE;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::secret::Secret;
+
+/// The longest value put in one cookie; browsers keep about 4096 bytes per cookie including
+/// the name and attributes.
+pub const MAX_CHUNK: usize = 3800;
+/// At most this many chunks are read or written (about 30 KB).
+pub const MAX_CHUNKS: usize = 8;
+const VERSION: &str = "v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("at least one secret is required")]
+    NoKeys,
+    #[error("secrets must be at least 32 characters")]
+    WeakSecret,
+    #[error("the value is too large even for {MAX_CHUNKS} cookies")]
+    TooLarge,
+    #[error("sealing failed")]
+    Crypto,
+}
+
+pub struct Sealer {
+    /// The first key seals; all open.
+    keys: Vec<LessSafeKey>,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+impl Sealer {
+    pub fn new(secrets: &[Secret<String>]) -> Result<Self, SealError> {
+        if secrets.is_empty() {
+            return Err(SealError::NoKeys);
+        }
+        let salt = Salt::new(HKDF_SHA256, b"gatehouse cookie sealing");
+        let keys = secrets
+            .iter()
+            .map(|secret| {
+                if secret.expose().len() < 32 {
+                    return Err(SealError::WeakSecret);
+                }
+                let mut bytes = [0u8; 32];
+                salt.extract(secret.expose().as_bytes())
+                    .expand(&[b"aes-256-gcm v1"], &AES_256_GCM)
+                    .and_then(|okm| okm.fill(&mut bytes))
+                    .map_err(|_| SealError::Crypto)?;
+                let key = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SealError::Crypto)?;
+                Ok(LessSafeKey::new(key))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            keys,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// Seals `value` for the cookie called `name`: `v1.<base64url(nonce | ciphertext | tag)>`.
+    pub fn seal<T: Serialize>(&self, name: &str, value: &T) -> Result<String, SealError> {
+        let key = self.keys.first().ok_or(SealError::NoKeys)?;
+        let mut data = serde_json::to_vec(value).map_err(|_| SealError::Crypto)?;
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).map_err(|_| SealError::Crypto)?;
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(name.as_bytes()),
+            &mut data,
+        )
+        .map_err(|_| SealError::Crypto)?;
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&data);
+        Ok(format!("{VERSION}.{}", URL_SAFE_NO_PAD.encode(sealed)))
+    }
+
+    /// Opens a value sealed for `name` with any of the keys; `None` if it was not sealed by
+    /// us, for this name, or has been altered.
+    pub fn open<T: DeserializeOwned>(&self, name: &str, sealed: &str) -> Option<T> {
+        let encoded = sealed.strip_prefix(VERSION)?.strip_prefix('.')?;
+        let bytes = URL_SAFE_NO_PAD.decode(encoded).ok()?;
+        if bytes.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+        self.keys.iter().find_map(|key| {
+            let mut buffer = ciphertext.to_vec();
+            let plain = key
+                .open_in_place(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(name.as_bytes()),
+                    &mut buffer,
+                )
+                .ok()?;
+            serde_json::from_slice(plain).ok()
+        })
+    }
+}
+
+/// The value of the cookie `name` in the request (the first, if a client sent several).
+pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    all(headers).find(|(n, _)| *n == name).map(|(_, v)| v)
+}
+
+/// Every `name=value` pair of the request's `Cookie` headers.
+pub fn all(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+}
+
+/// A value read from one cookie or from its chunks (`name_0`, `name_1`, ...).
+pub fn get_chunked(headers: &HeaderMap, name: &str) -> Option<String> {
+    if let Some(value) = get(headers, name) {
+        return Some(value.to_owned());
+    }
+    let mut joined = String::new();
+    for i in 0..MAX_CHUNKS {
+        match get(headers, &format!("{name}_{i}")) {
+            Some(part) => joined.push_str(part),
+            None if i == 0 => return None,
+            None => break,
+        }
+    }
+    Some(joined)
+}
+
+/// Splits a value into `(cookie name, value)` pairs: one cookie when it fits, chunks when not.
+pub fn chunk(name: &str, value: &str) -> Result<Vec<(String, String)>, SealError> {
+    if value.len() <= MAX_CHUNK {
+        return Ok(vec![(name.to_owned(), value.to_owned())]);
+    }
+    let parts: Vec<(String, String)> = value
+        .as_bytes()
+        .chunks(MAX_CHUNK)
+        .enumerate()
+        .map(|(i, part)| {
+            (
+                format!("{name}_{i}"),
+                String::from_utf8_lossy(part).into_owned(),
+            )
+        })
+        .collect();
+    if parts.len() > MAX_CHUNKS {
+        return Err(SealError::TooLarge);
+    }
+    Ok(parts)
+}
+
+/// Is `name` ours: the cookie itself or one of its chunks?
+pub fn is_family(cookie: &str, name: &str) -> bool {
+    cookie == name
+        || cookie
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('_'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealer(secrets: &[&str]) -> Sealer {
+        Sealer::new(
+            &secrets
+                .iter()
+                .map(|s| Secret::new(s.to_string()))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+    }
+
+    const A: &str = "a-very-long-secret-of-at-least-32-characters";
+    const B: &str = "another-long-secret-of-at-least-32-characters";
+
+    #[test]
+    fn round_trip_and_binding_to_the_name() {
+        let s = sealer(&[A]);
+        let sealed = s
+            .seal("session", &serde_json::json!({"sub": "alice"}))
+            .unwrap();
+        let opened: serde_json::Value = s.open("session", &sealed).unwrap();
+        assert_eq!(opened["sub"], "alice");
+        assert!(
+            s.open::<serde_json::Value>("flow", &sealed).is_none(),
+            "bound to its name"
+        );
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let s = sealer(&[A]);
+        let sealed = s
+            .seal("session", &serde_json::json!({"sub": "alice"}))
+            .unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(&sealed[3..]).unwrap();
+        for i in [0, NONCE_LEN, bytes.len() - 1] {
+            bytes[i] ^= 1;
+            let forged = format!("v1.{}", URL_SAFE_NO_PAD.encode(&bytes));
+            assert!(
+                s.open::<serde_json::Value>("session", &forged).is_none(),
+                "byte {i}"
+            );
+            bytes[i] ^= 1;
+        }
+        for junk in ["", "v1.", "v2.abc", "v1.!!!", "v1.AAAA"] {
+            assert!(
+                s.open::<serde_json::Value>("session", junk).is_none(),
+                "{junk}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_secret_seals_and_every_secret_opens() {
+        let old = sealer(&[A]);
+        let rotated = sealer(&[B, A]);
+        let by_old = old.seal("s", &1).unwrap();
+        assert_eq!(rotated.open::<i32>("s", &by_old), Some(1));
+        let by_new = rotated.seal("s", &2).unwrap();
+        assert_eq!(old.open::<i32>("s", &by_new), None);
+        assert_eq!(sealer(&[B]).open::<i32>("s", &by_new), Some(2));
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert_eq!(
+            Sealer::new(&[Secret::new("short".into())]).err(),
+            Some(SealError::WeakSecret)
+        );
+        assert_eq!(Sealer::new(&[]).err(), Some(SealError::NoKeys));
+    }
+
+    #[test]
+    fn large_values_are_chunked_and_joined() {
+        let value = "x".repeat(MAX_CHUNK * 2 + 10);
+        let parts = chunk("c", &value).unwrap();
+        assert_eq!(
+            parts.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["c_0", "c_1", "c_2"]
+        );
+        let cookie = parts
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, cookie.parse().unwrap());
+        assert_eq!(get_chunked(&headers, "c").unwrap(), value);
+        assert_eq!(
+            chunk("c", &"x".repeat(MAX_CHUNK * MAX_CHUNKS + 1)),
+            Err(SealError::TooLarge)
+        );
+        assert!(is_family("c_12", "c") && is_family("c", "c"));
+        assert!(!is_family("c_", "c") && !is_family("cx_1", "c") && !is_family("c_1a", "c"));
+    }
+}
