@@ -184,6 +184,8 @@ pub struct Jwks {
     client: reqwest::Client,
     state: ArcSwapOption<Loaded>,
     /// Held while fetching: concurrent callers wait for the one fetch instead of starting more.
+    /// Holds when a token last caused a fetch (unknown `kid`, or no keys yet), for the rate
+    /// limit; the scheduled refreshes of [`Jwks::run`] do not count.
     fetching: Mutex<Option<Instant>>,
     /// Bumped by every successful fetch.
     generation: AtomicU64,
@@ -269,7 +271,7 @@ impl Jwks {
         }
     }
 
-    /// Fetches unless another caller just did, or a fetch was attempted less than
+    /// Fetches unless another caller just did, or a token caused a fetch attempt less than
     /// `min_interval` ago. Concurrent callers share one fetch.
     async fn refresh(&self, min_interval: Duration) {
         let generation = self.generation.load(Ordering::SeqCst);
@@ -394,8 +396,10 @@ impl Jwks {
         let mut backoff = Duration::from_millis(250);
         loop {
             let ok = {
-                let mut last_attempt = self.fetching.lock().await;
-                *last_attempt = Some(Instant::now());
+                // Single-flight with token-triggered fetches, but not counted against their
+                // rate limit: a key rotated just after this fetch must still be fetched when
+                // its first token arrives.
+                let _fetching = self.fetching.lock().await;
                 self.fetch_and_store().await
             };
             let wait = match (ok, self.state.load().as_ref()) {

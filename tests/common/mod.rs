@@ -1,7 +1,10 @@
 //! Shared by the integration tests: a real CA and certificates (rcgen, through
 //! `gatehouse::devcerts`), real upstream servers on `127.0.0.1:0`, real TLS clients that trust
-//! that CA, and Gatehouse started in-process or as the real binary.
+//! that CA, Gatehouse started in-process or as the real binary, and an OpenID provider
+//! (`idp`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod idp;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
