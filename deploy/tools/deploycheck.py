@@ -7,7 +7,8 @@ filled the way the deployment fills the real one, read from the deployment's own
 
 - kubernetes: the gatehouse container's volumeMounts in the rendered Deployment; ConfigMap
   contents from the rendered ConfigMaps; the TLS Secret (which comes from outside the repo)
-  as throwaway files, under the key names such a Secret has (tls.crt, tls.key);
+  as throwaway files, under the key names such a Secret has (tls.crt, tls.key); each volume
+  laid out as the kubelet does it (files reached through the `..data` symlink);
 - compose: the gatehouse service's bind mounts; the dev certificate directory (made by
   `gatehouse certs dev` and `gatehouse dev token`, never committed) made by those commands;
 - systemd: the install layout of deploy/README.md (/etc/gatehouse/gatehouse.yaml and
@@ -24,7 +25,7 @@ checked (there is no compose CLI here).
 
 Usage: deploycheck.py GATEHOUSE_BINARY kubernetes RENDERED.yaml LABEL
        deploycheck.py GATEHOUSE_BINARY kubernetes-dir KUSTOMIZATION_DIR LABEL
-       deploycheck.py GATEHOUSE_BINARY compose COMPOSE.yaml
+       deploycheck.py GATEHOUSE_BINARY compose COMPOSE.yaml [KEEP_STAGED_DIR]
        deploycheck.py GATEHOUSE_BINARY systemd UNIT CONFIG POLICIES_DIR
        deploycheck.py - kubernetes-resources KUSTOMIZATION_DIR
 Exit status 0 when every check passed, 1 otherwise; each problem is printed.
@@ -200,6 +201,21 @@ def kubernetes_resources(directory):
             yield directory / entry
 
 
+def kubelet_volume(target, files):
+    """Writes `files` (name -> bytes) the way the kubelet fills a ConfigMap or Secret volume:
+    into a timestamped directory, `..data` linking to it, and each name a link through
+    `..data` (an update swaps `..data` in one rename)."""
+    stamp = target / "..2026_01_01_00_00_00.000000000"
+    for name, content in files.items():
+        (stamp / name).parent.mkdir(parents=True, exist_ok=True)
+        (stamp / name).write_bytes(content)
+        top = name.split("/")[0]
+        if not (target / top).is_symlink():
+            (target / top).symlink_to(Path("..data") / top)
+    if not (target / "..data").is_symlink():
+        (target / "..data").symlink_to(stamp.name)
+
+
 def container_port(container, port):
     if isinstance(port, int):
         return port
@@ -262,17 +278,18 @@ def check_kubernetes(gatehouse, docs, label):
                     items = volume["configMap"].get("items") or [
                         {"key": k, "path": k} for k in cm.get("data", {})
                     ]
+                    kubelet_volume(
+                        target, {i["path"]: cm["data"][i["key"]].encode() for i in items}
+                    )
                     for item in items:
-                        (target / item["path"]).parent.mkdir(parents=True, exist_ok=True)
-                        (target / item["path"]).write_text(cm["data"][item["key"]])
                         if mount["mountPath"].rstrip("/") + "/" + item["path"] == config_path:
                             config_text = cm["data"][item["key"]]
                 elif "secret" in volume:
                     name = volume["secret"]["secretName"]
                     if name in secrets:
-                        for key, value in secrets[name].get("data", {}).items():
-                            (target / key).write_bytes(base64.b64decode(value))
-                        allowed = set(secrets[name].get("data", {}))
+                        data = secrets[name].get("data", {})
+                        kubelet_volume(target, {k: base64.b64decode(v) for k, v in data.items()})
+                        allowed = set(data)
                     else:
                         # From outside the repo (cert-manager or kubectl create secret tls).
                         allowed = {i["path"] for i in volume["secret"].get("items", [])} or TLS_SECRET_KEYS
@@ -282,16 +299,18 @@ def check_kubernetes(gatehouse, docs, label):
             if config_text is None:
                 problem(where, f"--config {config_path} is not in a mounted ConfigMap")
                 continue
-            # Files the config expects under a Secret mount: throwaway stand-ins, and only
-            # under names such a Secret has.
-            for line, key, path in config_paths(config_text):
-                for mount_path, target, allowed in secret_mounts:
+            # Files the config expects under an external Secret's mount: throwaway stand-ins,
+            # and only under names such a Secret has.
+            for mount_path, target, allowed in secret_mounts:
+                wanted = {}
+                for line, key, path in config_paths(config_text):
                     if path.startswith(mount_path + "/"):
                         name = path[len(mount_path) + 1 :]
                         if name not in allowed:
                             problem(where, f"config line {line}: {key} {path}: the Secret mounted at {mount_path} has no key {name} (it has {', '.join(sorted(allowed))})")
                         elif not (target / name).exists():
-                            throwaway(target / name, certs)
+                            wanted[name] = certs["key" if "key" in name else "cert"].read_bytes()
+                kubelet_volume(target, wanted)
             source = f"{label} (from its ConfigMap)"
             run_check(gatehouse, source, root, config_path, config_text)
             cross_check_kubernetes(where, load_config(config_text, source), deployment, gate, docs)
@@ -354,7 +373,9 @@ def cross_check_kubernetes(where, config, deployment, gate, docs):
 # --- compose --------------------------------------------------------------------------------
 
 
-def check_compose(gatehouse, compose_file):
+def check_compose(gatehouse, compose_file, keep=None):
+    """Checks the compose file and its config; with `keep`, leaves the staged tree there (for
+    smoke.py) instead of in a temporary directory."""
     compose_file = Path(compose_file)
     where = str(compose_file)
     try:
@@ -410,7 +431,7 @@ def check_compose(gatehouse, compose_file):
     # certificate directory (git-ignored), made by the commands in the compose file's header.
     cert_paths = [p for _, key, p in config_paths(config_text) if key != "policies"]
     with tempfile.TemporaryDirectory(prefix="deploy-check-") as tmp:
-        root = Path(tmp) / "root"
+        root = Path(keep or tmp) / "root"
         for source, target in mounts:
             host = compose_file.parent / source
             staged = root / target.lstrip("/")
