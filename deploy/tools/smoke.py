@@ -112,6 +112,8 @@ def smoke(gatehouse, config_file, echo_py, trace):
         def serving():
             log.seek(0)
             text = log.read()
+            if proxy.poll() is not None:
+                raise SystemExit(f"  FAIL gatehouse exited ({proxy.returncode}):\n{text}")
             match = re.search(r"https=127\.0\.0\.1:(\d+).*admin=127\.0\.0\.1:(\d+)", text)
             return match and (int(match.group(1)), int(match.group(2)))
 
