@@ -33,7 +33,6 @@ Exit status 0 when every check passed, 1 otherwise; each problem is printed.
 
 import base64
 import ipaddress
-import os
 import re
 import shutil
 import subprocess
