@@ -51,14 +51,22 @@ impl IdentityHeaders {
         Self { settings, stripped }
     }
 
-    /// Removes every header whose normalised name is one we inject.
+    /// Removes every header whose normalised name is one we inject. Header names arrive
+    /// lower-cased, so only `_` needs normalising, and only names starting with `x` can match.
     pub fn strip_spoofed(&self, headers: &mut HeaderMap) {
         let spoofed: Vec<HeaderName> = headers
             .keys()
             .filter(|name| {
-                self.stripped
-                    .iter()
-                    .any(|s| s.as_str() == normalise(name.as_str()))
+                let name = name.as_str();
+                if !name.starts_with('x') {
+                    return false;
+                }
+                if name.contains('_') {
+                    let normal = name.replace('_', "-");
+                    self.stripped.iter().any(|s| *s == normal)
+                } else {
+                    self.stripped.iter().any(|s| s == name)
+                }
             })
             .cloned()
             .collect();
