@@ -42,17 +42,14 @@ enum Command {
     },
     /// HTTPS on 127.0.0.1:8443 with development certificates, in front of a built-in echo app.
     Demo(DemoArgs),
-    /// Certificate helpers.
     /// Route policy tools; both work offline.
     Policy {
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
-    /// Development helpers (the demo's token issuer).
-    Dev {
-        #[command(subcommand)]
-        command: dev::DevCommand,
-    },
+    /// Local development: trusted HTTPS and a login page in front of your app (or `dev token`).
+    Dev(dev::DevArgs),
+    /// Certificate helpers.
     Certs {
         #[command(subcommand)]
         command: CertsCommand,
@@ -108,6 +105,31 @@ enum CertsCommand {
         #[arg(long = "name")]
         names: Vec<String>,
     },
+    /// Trust the development CA: system store, Chromium/Firefox NSS databases (needs root for
+    /// the system store). Never exports the CA key.
+    Trust {
+        /// The CA's directory (default: `gatehouse dev`'s per-user directory).
+        #[arg(long)]
+        certs: Option<PathBuf>,
+    },
+    /// Stop trusting the development CA everywhere `trust` put it.
+    Untrust {
+        #[arg(long)]
+        certs: Option<PathBuf>,
+    },
+}
+
+fn trust(certs: Option<PathBuf>, direction: crate::trust::Direction) -> ExitCode {
+    let dir = certs.unwrap_or_else(crate::devmode::user_dir);
+    match crate::trust::apply(&dir.join("ca.pem"), direction) {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -131,7 +153,13 @@ pub fn main() -> ExitCode {
                 command: CertsCommand::Dev { out, names },
             } => certs_dev(out, &names),
             Command::Policy { command } => policy::run(command),
-            Command::Dev { command } => dev::run(command),
+            Command::Dev(args) => dev::run(args).await,
+            Command::Certs {
+                command: CertsCommand::Trust { certs },
+            } => trust(certs, crate::trust::Direction::Trust),
+            Command::Certs {
+                command: CertsCommand::Untrust { certs },
+            } => trust(certs, crate::trust::Direction::Untrust),
         }
     })
 }
@@ -187,7 +215,7 @@ async fn run(args: RunArgs) -> ExitCode {
 }
 
 /// Starts the server, hands it to `started`, waits for SIGTERM/SIGINT, drains, and exits.
-async fn serve(config: Config, started: impl FnOnce(&Running)) -> ExitCode {
+pub(crate) async fn serve(config: Config, started: impl FnOnce(&Running)) -> ExitCode {
     telemetry::init_logging(config.log.format, &config.log.level);
     let running = match server::start(config).await {
         Ok(running) => running,

@@ -116,6 +116,9 @@ pub struct Config {
     /// Browser login; when set, `session` is set too.
     pub login: Option<LoginSettings>,
     pub session: Option<SessionSettings>,
+    /// Dev mode only: sign in by picking one of these users (or typing one) instead of at an
+    /// OpenID provider. No config file can set this; `gatehouse dev` does.
+    pub dev_users: Option<Vec<crate::login::DevUser>>,
 }
 
 #[derive(Debug, Clone)]
@@ -646,6 +649,7 @@ impl Validator<'_> {
             tokens,
             login,
             session,
+            dev_users: None,
         }
     }
 

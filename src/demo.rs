@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use crate::config::{self, Config, ConfigErrors, Overrides};
 use crate::devcerts::DevCertPaths;
 use crate::devissuer::DevIssuer;
+use crate::html::escape;
 
 /// The sample policy, for when the demo runs outside the repository.
 pub const SAMPLE_POLICY: &str = include_str!("../policies/demo.yaml");
@@ -153,29 +154,4 @@ fn html(method: &http::Method, uri: &http::Uri, headers: &HeaderMap, body_bytes:
         body_bytes,
         rows
     )
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn html_escapes_client_input() {
-        assert_eq!(escape("<script>\"&'"), "&lt;script&gt;&quot;&amp;&#39;");
-    }
 }

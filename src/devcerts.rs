@@ -18,12 +18,12 @@ use time::{Duration, OffsetDateTime};
 use crate::tls::x509;
 
 /// The names every development leaf covers.
-pub const DEFAULT_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+pub const DEFAULT_NAMES: [&str; 4] = ["localhost", "*.localhost", "127.0.0.1", "::1"];
 
 const CA_NAME: &str = "Gatehouse Development CA";
 const CA_LIFETIME: Duration = Duration::days(3650);
-const LEAF_LIFETIME: Duration = Duration::days(90);
-const LEAF_RENEW_BEFORE: Duration = Duration::days(14);
+/// The leaf lifetime of `certs dev` and the demo; dev mode uses a much shorter one.
+pub const LEAF_LIFETIME: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevCertError {
@@ -69,6 +69,18 @@ pub struct Report {
 
 /// Makes sure `dir` holds a usable CA and a leaf covering the default names plus `extra`.
 pub fn ensure(dir: &Path, extra: &[String]) -> Result<(DevCertPaths, Report), DevCertError> {
+    ensure_with(dir, extra, LEAF_LIFETIME)
+}
+
+/// [`ensure`] with a leaf that lives `leaf_lifetime` and is re-issued once less than a third
+/// of it is left (as Caddy does for its internal certificates).
+pub fn ensure_with(
+    dir: &Path,
+    extra: &[String],
+    leaf_lifetime: std::time::Duration,
+) -> Result<(DevCertPaths, Report), DevCertError> {
+    let leaf_lifetime = Duration::try_from(leaf_lifetime).unwrap_or(Duration::days(90));
+    let renew_before: Duration = leaf_lifetime / 3;
     let paths = DevCertPaths::in_dir(dir);
     std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
     let mut report = Report::default();
@@ -79,7 +91,7 @@ pub fn ensure(dir: &Path, extra: &[String]) -> Result<(DevCertPaths, Report), De
             let pem = read(&paths.ca_key)?;
             let key = KeyPair::from_pem(&pem).map_err(|e| invalid(&paths.ca_key, e))?;
             let usable = read_info(&paths.ca_cert)?
-                .is_some_and(|info| info.not_after > (now + LEAF_LIFETIME).unix_timestamp());
+                .is_some_and(|info| info.not_after > (now + leaf_lifetime).unix_timestamp());
             usable.then_some(key)
         }
         _ => None,
@@ -113,7 +125,7 @@ pub fn ensure(dir: &Path, extra: &[String]) -> Result<(DevCertPaths, Report), De
                 Ok(ip) => info.ip_addresses.contains(&ip),
                 Err(_) => info.dns_names.contains(n),
             };
-            names.iter().all(covered) && info.not_after > (now + LEAF_RENEW_BEFORE).unix_timestamp()
+            names.iter().all(covered) && info.not_after > (now + renew_before).unix_timestamp()
         });
     if !leaf_ok {
         let issuer = Issuer::new(ca_params(), ca_key);
@@ -126,7 +138,7 @@ pub fn ensure(dir: &Path, extra: &[String]) -> Result<(DevCertPaths, Report), De
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.use_authority_key_identifier_extension = true;
         params.not_before = now - Duration::hours(1);
-        params.not_after = now + LEAF_LIFETIME;
+        params.not_after = now + leaf_lifetime;
         let cert = params.signed_by(&key, &issuer)?;
         write_file(&paths.key, key.serialize_pem().as_bytes(), 0o600)?;
         write_file(&paths.cert, cert.pem().as_bytes(), 0o644)?;
@@ -222,8 +234,26 @@ mod tests {
         assert_eq!(mode(&paths.ca_key), 0o600);
         assert_eq!(mode(&paths.key), 0o600);
         let info = read_info(&paths.cert).unwrap().unwrap();
-        assert_eq!(info.dns_names, ["localhost", "app.localhost"]);
+        assert_eq!(
+            info.dns_names,
+            ["localhost", "*.localhost", "app.localhost"]
+        );
         assert_eq!(info.ip_addresses.len(), 2);
+    }
+
+    #[test]
+    fn a_short_lived_leaf_is_reissued_once_two_thirds_are_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        let (paths, first) = ensure_with(dir.path(), &[], hour).unwrap();
+        assert!(first.issued_leaf);
+        let not_after = read_info(&paths.cert).unwrap().unwrap().not_after;
+        assert!(not_after <= OffsetDateTime::now_utc().unix_timestamp() + 3600);
+        let (_, again) = ensure_with(dir.path(), &[], hour).unwrap();
+        assert!(!again.issued_leaf, "plenty of lifetime left");
+        // A leaf with less than a third of its lifetime left is renewed.
+        let (_, renewed) = ensure_with(dir.path(), &[], 4 * hour).unwrap();
+        assert!(renewed.issued_leaf && !renewed.created_ca);
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl IdentityHeaders {
                 }
                 if name.contains('_') {
                     let normal = name.replace('_', "-");
-                    self.stripped.iter().any(|s| *s == normal)
+                    self.stripped.contains(&normal)
                 } else {
                     self.stripped.iter().any(|s| s == name)
                 }

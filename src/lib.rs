@@ -11,6 +11,7 @@
 //! | `stack`     | the per-request pipeline, in lifecycle order                 |
 //! | `headers`   | hop-by-hop removal, `X-Forwarded-*`, request ids             |
 //! | `path`      | the canonical request path                                   |
+//! | `html`      | escaping and the frame of the pages shown to people          |
 //! | `identity`  | stripping spoofed identity headers, injecting ours           |
 //! | `policy`    | route rules from `policies/`, matching and decisions         |
 //! | `auth`      | identity: the `Principal` and claim mapping                  |
@@ -20,9 +21,11 @@
 //! | `telemetry` | logs, access log, metric names                               |
 //! | `devcerts`  | the local development CA and leaf certificates               |
 //! | `devissuer` | the development token issuer (demo and dev tokens only)      |
+//! | `devmode`   | `gatehouse dev`: trusted local HTTPS with a dev login page     |
 //! | `demo`      | the embedded demo: config and echo upstream                  |
 //! | `login`     | browser login: OIDC flow, session cookies, `/oauth2/*` pages   |
 //! | `secret`    | secrets from files or env, redacted in `Debug`               |
+//! | `trust`     | the dev CA in and out of system and browser trust stores      |
 //! | `reload`    | watching files for changes                                   |
 
 pub mod admin;
@@ -33,8 +36,10 @@ pub mod config;
 pub mod demo;
 pub mod devcerts;
 pub mod devissuer;
+pub mod devmode;
 pub mod error;
 pub mod headers;
+pub mod html;
 pub mod identity;
 pub mod login;
 pub mod path;
@@ -46,6 +51,7 @@ pub mod server;
 pub mod stack;
 pub mod telemetry;
 pub mod tls;
+pub mod trust;
 
 /// Installs the process-wide crypto providers (aws-lc-rs, for rustls and jsonwebtoken). Call once at the top of `main`;
 /// calling it again is harmless.

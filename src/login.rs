@@ -7,6 +7,7 @@
 //! server or the proxy.
 
 mod cookie;
+mod dev;
 mod oidc;
 mod pages;
 mod redirect;
@@ -29,6 +30,7 @@ use crate::body::{self, Body};
 use crate::config::{JwksSettings, JwksSource, LoginSettings, SessionSettings};
 use crate::secret::Secret;
 pub use cookie::{SealError, Sealer};
+pub use dev::DevUser;
 pub use oidc::{FlowSecrets, Provider, ProviderError};
 pub use pages::LoginFailure;
 pub use redirect::RedirectPolicy;
@@ -95,12 +97,19 @@ pub enum SessionState {
 
 type RefreshCell = Arc<OnceCell<Option<SessionData>>>;
 
+/// Who signs people in.
+enum Backend {
+    /// A real OpenID provider, and the key cache for its ID tokens.
+    Oidc(Arc<Provider>, Arc<Jwks>),
+    /// Dev mode only: a local page where the developer picks a user and roles.
+    Dev(Vec<dev::DevUser>),
+}
+
 pub struct Login {
     settings: LoginSettings,
     session: SessionSettings,
     sealer: Sealer,
-    provider: Arc<Provider>,
-    jwks: Arc<Jwks>,
+    backend: Backend,
     redirects: RedirectPolicy,
     refreshes: Mutex<HashMap<String, (tokio::time::Instant, RefreshCell)>>,
     clock: fn() -> u64,
@@ -148,19 +157,26 @@ impl Login {
             settings,
             session,
             sealer,
-            provider,
-            jwks,
+            backend: Backend::Oidc(provider, jwks),
             refreshes: Mutex::new(HashMap::new()),
             clock: system_clock,
         })
     }
 
-    pub fn provider(&self) -> &Arc<Provider> {
-        &self.provider
+    /// The OpenID provider; `None` in dev mode.
+    pub fn provider(&self) -> Option<&Arc<Provider>> {
+        match &self.backend {
+            Backend::Oidc(provider, _) => Some(provider),
+            Backend::Dev(_) => None,
+        }
     }
 
-    pub fn jwks(&self) -> &Arc<Jwks> {
-        &self.jwks
+    /// The key cache for ID tokens; `None` in dev mode.
+    pub fn jwks(&self) -> Option<&Arc<Jwks>> {
+        match &self.backend {
+            Backend::Oidc(_, jwks) => Some(jwks),
+            Backend::Dev(_) => None,
+        }
     }
 
     /// The endpoint name when `path` (canonical) is one of ours: `start`, `callback`, ...
@@ -255,7 +271,8 @@ impl Login {
 
     async fn refresh(&self, data: &SessionData) -> Option<SessionData> {
         let refresh_token = data.refresh_token.as_deref()?;
-        let tokens = match self.provider.refresh(refresh_token).await {
+        let provider = self.provider()?;
+        let tokens = match provider.refresh(refresh_token).await {
             Ok(tokens) => tokens,
             Err(error) => {
                 tracing::info!(%error, "session refresh failed; the session ends");
@@ -327,7 +344,8 @@ impl Login {
             algorithms: &self.settings.algorithms,
             leeway: self.settings.leeway,
         };
-        let (claims, exp) = verify_signed(token, &self.jwks, expect, (self.clock)()).await?;
+        let jwks = self.jwks().ok_or(TokenError::KeysUnavailable)?;
+        let (claims, exp) = verify_signed(token, jwks, expect, (self.clock)()).await?;
         let several_audiences = claims
             .get("aud")
             .and_then(Value::as_array)
@@ -410,6 +428,10 @@ impl Login {
         match name {
             "start" => Some(self.start(params.get("rd").map(String::as_str), headers, host)),
             "callback" => Some(self.callback(&params, headers).await),
+            "dev_login" => match &self.backend {
+                Backend::Dev(_) => Some(dev::finish(self, &params, headers)),
+                Backend::Oidc(..) => None,
+            },
             "sign_out" => Some(
                 self.sign_out(params.get("rd").map(String::as_str), headers, host)
                     .await,
@@ -432,15 +454,18 @@ impl Login {
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         };
         let state = format!("{id}.{nonce}");
-        let url = match self.provider.authorize_url(&state, &secrets) {
-            Ok(url) => url,
-            Err(error) => {
-                tracing::warn!(%error, "cannot start a login");
-                return pages::login_error(LoginFailure::Unavailable, &self.start_path(&rd));
-            }
+        let url = match &self.backend {
+            Backend::Oidc(provider, _) => match provider.authorize_url(&state, &secrets) {
+                Ok(url) => Some(url),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot start a login");
+                    return pages::login_error(LoginFailure::Unavailable, &self.start_path(&rd));
+                }
+            },
+            Backend::Dev(_) => None,
         };
         let flow = Flow {
-            state,
+            state: state.clone(),
             nonce: secrets.nonce,
             verifier: secrets.verifier,
             rd,
@@ -455,7 +480,11 @@ impl Login {
                 .into_iter()
                 .collect();
         cookies.extend(self.excess_flows(headers));
-        redirect(&url, cookies)
+        match (&self.backend, url) {
+            (Backend::Dev(users), _) => with_cookies(dev::page(self, users, &flow.state), &cookies),
+            (Backend::Oidc(..), Some(url)) => redirect(&url, cookies),
+            (Backend::Oidc(..), None) => status(StatusCode::INTERNAL_SERVER_ERROR),
+        }
     }
 
     /// Expiring cookies for the oldest flows when a browser has too many logins in progress.
@@ -474,26 +503,27 @@ impl Login {
             .collect()
     }
 
-    async fn callback(
+    /// The flow a login answer belongs to, by its `state`: the flow cookie must exist, open,
+    /// hold exactly this state (compared in constant time) and be recent. Also returns the
+    /// cookie that removes it, which every outcome sends.
+    #[allow(clippy::type_complexity)]
+    fn take_flow(
         &self,
-        params: &HashMap<String, String>,
+        state: &str,
         headers: &HeaderMap,
-    ) -> Response<Body> {
-        let retry = self.start_path("/");
-        let state = params.get("state").map(String::as_str).unwrap_or_default();
+    ) -> Result<(Flow, Vec<HeaderValue>), (LoginFailure, Vec<HeaderValue>)> {
         let Some((id, _)) = state
             .split_once('.')
             .filter(|(id, _)| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
         else {
-            return pages::login_error(LoginFailure::StateMismatch, &retry);
+            return Err((LoginFailure::StateMismatch, Vec::new()));
         };
         let name = format!("{}{id}", self.flow_prefix());
         let clear_flow: Vec<HeaderValue> = set_cookie(&name, "", 0).into_iter().collect();
-        let fail = |failure| with_cookies(pages::login_error(failure, &retry), &clear_flow);
         let Some(flow) =
             cookie::get(headers, &name).and_then(|v| self.sealer.open::<Flow>(&name, v))
         else {
-            return fail(LoginFailure::Expired);
+            return Err((LoginFailure::Expired, clear_flow));
         };
         if aws_lc_rs::constant_time::verify_slices_are_equal(
             flow.state.as_bytes(),
@@ -501,11 +531,31 @@ impl Login {
         )
         .is_err()
         {
-            return fail(LoginFailure::StateMismatch);
+            return Err((LoginFailure::StateMismatch, clear_flow));
         }
         if (self.clock)() > flow.created + self.session.flow_timeout.as_secs() {
-            return fail(LoginFailure::Expired);
+            return Err((LoginFailure::Expired, clear_flow));
         }
+        Ok((flow, clear_flow))
+    }
+
+    async fn callback(
+        &self,
+        params: &HashMap<String, String>,
+        headers: &HeaderMap,
+    ) -> Response<Body> {
+        let retry = self.start_path("/");
+        let state = params.get("state").map(String::as_str).unwrap_or_default();
+        let (flow, clear_flow) = match self.take_flow(state, headers) {
+            Ok(taken) => taken,
+            Err((failure, clear_flow)) => {
+                return with_cookies(pages::login_error(failure, &retry), &clear_flow);
+            }
+        };
+        let fail = |failure| with_cookies(pages::login_error(failure, &retry), &clear_flow);
+        let Backend::Oidc(provider, _) = &self.backend else {
+            return fail(LoginFailure::StateMismatch);
+        };
         if let Some(error) = params.get("error") {
             tracing::info!(error = %error, "the provider answered the login with an error");
             return fail(LoginFailure::Provider);
@@ -513,7 +563,7 @@ impl Login {
         let Some(code) = params.get("code") else {
             return fail(LoginFailure::StateMismatch);
         };
-        let tokens = match self.provider.exchange(code, &flow.verifier).await {
+        let tokens = match provider.exchange(code, &flow.verifier).await {
             Ok(tokens) => tokens,
             Err(error) => {
                 tracing::warn!(%error, "code exchange failed");
@@ -586,7 +636,10 @@ impl Login {
             })
             .and_then(|data| data.id_token);
         let clear = self.clear_session(headers);
-        let target = match self.provider.end_session_url(id_token.as_deref()) {
+        let end_session = self
+            .provider()
+            .and_then(|p| p.end_session_url(id_token.as_deref()));
+        let target = match end_session {
             Some(url) => url,
             None => rd
                 .and_then(|rd| self.redirects.check(rd, host))

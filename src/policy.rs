@@ -259,7 +259,8 @@ pub fn load_for(config: &crate::config::Config) -> Result<Policy, Vec<ConfigErro
         }
         errors
     })?;
-    let (bearer, session) = (!config.issuers.is_empty(), config.login.is_some());
+    let bearer = !config.issuers.is_empty();
+    let session = config.login.is_some() || config.dev_users.is_some();
     let errors: Vec<ConfigError> = policy
         .rules
         .iter()

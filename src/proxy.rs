@@ -35,6 +35,8 @@ pub struct Upstream {
     client: Client<UpstreamConnector, SignalEnd<Incoming>>,
     authority: Authority,
     timeout: Duration,
+    /// `http://host:port` or `unix:/path`, for people (dev pages, logs).
+    address: String,
 }
 
 impl Upstream {
@@ -54,11 +56,21 @@ impl Upstream {
             config::UpstreamTarget::Unix(_) => Authority::try_from("localhost"),
         }
         .unwrap_or(Authority::from_static("localhost"));
+        let address = match &settings.target {
+            config::UpstreamTarget::Tcp(addr) => format!("http://{addr}"),
+            config::UpstreamTarget::Unix(path) => format!("unix:{}", path.display()),
+        };
         Self {
             client,
             authority,
             timeout: settings.timeout,
+            address,
         }
+    }
+
+    /// Where the app is, as a person would write it.
+    pub fn address(&self) -> &str {
+        &self.address
     }
 
     /// Sends the request upstream as HTTP/1.1 and returns the response head with its body

@@ -152,39 +152,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }));
     }
     background.push(watch_policy(&config, policy.clone(), &reload));
-    let login = match (&config.login, &config.session) {
-        (Some(settings), Some(session)) => {
-            let shared_keys = verifier.jwks_for(&settings.issuer);
-            let login = Login::new(
-                settings.clone(),
-                session.clone(),
-                shared_keys.clone(),
-                idp_client()?,
-            )
-            .map_err(|message| {
-                StartError::Config(ConfigErrors(vec![
-                    config.policies_origin.error(message).with_field("login"),
-                ]))
-            })?;
-            let login = Arc::new(login);
-            background.push(tokio::spawn(login.provider().clone().run()));
-            background.push(when_loaded(
-                login.provider().loaded(),
-                readiness.clone(),
-                "login provider",
-            ));
-            if shared_keys.is_none() {
-                background.push(tokio::spawn(login.jwks().clone().run()));
-                background.push(when_loaded(
-                    login.jwks().loaded(),
-                    readiness.clone(),
-                    "keys of the login provider",
-                ));
-            }
-            Some(login)
-        }
-        _ => None,
-    };
+    let login = start_login(&config, &verifier, &readiness, &mut background)?;
 
     let shared = Arc::new(Shared {
         app: App {
@@ -195,6 +163,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             identity: IdentityHeaders::new(config.identity.clone()),
             max_headers: config.limits.max_headers,
             login,
+            dev_mode: config.dev_users.is_some(),
         },
         http: http_builder(&config.limits),
         permits: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -283,6 +252,56 @@ async fn bind(
         .await
         .map(Some)
         .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+/// Browser login, when configured: with an OpenID provider, or (dev mode only) the local
+/// user picker. Starts discovery and key loading in the background.
+fn start_login(
+    config: &Config,
+    verifier: &Verifier,
+    readiness: &Arc<Readiness>,
+    background: &mut Vec<JoinHandle<()>>,
+) -> Result<Option<Arc<Login>>, StartError> {
+    let Some(session) = &config.session else {
+        return Ok(None);
+    };
+    let fail = |message: String| {
+        StartError::Config(ConfigErrors(vec![
+            config.policies_origin.error(message).with_field("session"),
+        ]))
+    };
+    let login = match (&config.login, &config.dev_users) {
+        (_, Some(users)) => Login::new_dev(session.clone(), users.clone()).map_err(fail)?,
+        (Some(settings), None) => {
+            let shared_keys = verifier.jwks_for(&settings.issuer);
+            let login = Login::new(
+                settings.clone(),
+                session.clone(),
+                shared_keys.clone(),
+                idp_client()?,
+            )
+            .map_err(fail)?;
+            if let Some(provider) = login.provider() {
+                background.push(tokio::spawn(provider.clone().run()));
+                background.push(when_loaded(
+                    provider.loaded(),
+                    readiness.clone(),
+                    "login provider",
+                ));
+            }
+            if let (None, Some(jwks)) = (shared_keys, login.jwks()) {
+                background.push(tokio::spawn(jwks.clone().run()));
+                background.push(when_loaded(
+                    jwks.loaded(),
+                    readiness.clone(),
+                    "keys of the login provider",
+                ));
+            }
+            login
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(Arc::new(login)))
 }
 
 /// Marks `condition` met once `loaded` turns true.

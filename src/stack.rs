@@ -17,6 +17,7 @@ use crate::auth::{AuthMethod, Principal};
 use crate::body::{AccessRecord, Body, Metered};
 use crate::error::{Credential, ProxyError};
 use crate::headers::{self, TrustedProxies, X_REQUEST_ID};
+use crate::html;
 use crate::identity::IdentityHeaders;
 use crate::login::{self, Login, SessionState};
 use crate::path;
@@ -36,6 +37,8 @@ pub struct App {
     pub max_headers: usize,
     /// Browser login, when configured.
     pub login: Option<Arc<Login>>,
+    /// `gatehouse dev`: friendly pages that may name the app's address.
+    pub dev_mode: bool,
 }
 
 /// What the server knows about the connection a request arrived on.
@@ -62,6 +65,7 @@ pub async fn handle(
         request_id.clone(),
     );
 
+    let browser = app.dev_mode && accepts_html(&request);
     let mut response = match admit(app, conn, &mut request, &request_id).await {
         Ok(Admit::Forward(forward)) => {
             // 10. Forward exactly what was checked.
@@ -79,7 +83,17 @@ pub async fn handle(
                 }
                 Err(error) => {
                     telemetry::upstream_error(error.code());
-                    error.into_response()
+                    match error {
+                        // In dev mode the person at the browser is the app's developer: say
+                        // which address is not answering, and keep retrying.
+                        ProxyError::UpstreamConnect | ProxyError::UpstreamTimeout if browser => {
+                            html::app_down(
+                                app.upstream.address(),
+                                error == ProxyError::UpstreamTimeout,
+                            )
+                        }
+                        error => error.into_response(),
+                    }
                 }
             };
             // A session refreshed on the way in is stored on the way out.

@@ -2,45 +2,14 @@
 //! out) and login errors (what happened and what to do). They show nothing internal; every
 //! value that came from a request or a token is escaped.
 
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{Response, StatusCode};
 
-use crate::body::{self, Body};
+use crate::body::Body;
 
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::html::escape;
 
-fn page(status: StatusCode, title: &str, body_html: &str) -> Response<Body> {
-    let html = format!(
-        "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
-<title>{title}</title><style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}}\
-h1{{font-size:1.4rem}}code{{background:#f3f3f3;padding:0 .2em}}a{{color:#0b57d0}}</style></head><body><h1>{title}</h1>{body_html}</body></html>\n",
-        title = escape(title)
-    );
-    let mut response = Response::new(body::full(html));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
-    );
-    response
+pub(super) fn page(status: StatusCode, title: &str, body_html: &str) -> Response<Body> {
+    crate::html::page(status, title, "", body_html)
 }
 
 /// 403 for a signed-in person who lacks what the route needs.
@@ -132,6 +101,5 @@ mod tests {
             "/oauth2/sign_out",
         );
         assert_eq!(response.status(), 403);
-        assert_eq!(escape("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
     }
 }

@@ -1,0 +1,207 @@
+//! Dev mode's stand-in for an OpenID provider: a local page where the developer picks a user
+//! and roles (from the dev user list, or typed). It uses the same flow cookie (`state`, checked
+//! in constant time) and the same sealed session as a real login, so everything behind the
+//! login (policies, identity headers, 403 pages, sign-out) behaves as it will in production.
+//! Only `gatehouse dev` can turn it on; no config file can.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use http::{HeaderMap, Response, StatusCode};
+use oauth2::url::form_urlencoded;
+
+use super::pages::{self, escape};
+use super::{Backend, Login, LoginFailure, SessionData, random_hex, redirect, with_cookies};
+use crate::auth::ClaimMapping;
+use crate::body::Body;
+use crate::config::{DEFAULT_ALGORITHMS, SessionSettings};
+use crate::devissuer;
+
+/// A user offered on the dev login page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevUser {
+    pub name: String,
+    pub roles: Vec<String>,
+}
+
+impl DevUser {
+    /// `alice=admin,dev` or `bob`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (name, roles) = text.split_once('=').unwrap_or((text, ""));
+        let name = name.trim();
+        if !valid(name) {
+            return Err(format!(
+                "`{name}` is not a user name (letters, digits, `.`, `_`, `-`, `@`)"
+            ));
+        }
+        let roles = split_roles(roles)?;
+        Ok(Self {
+            name: name.to_owned(),
+            roles,
+        })
+    }
+}
+
+fn valid(text: &str) -> bool {
+    (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@:".contains(&b))
+}
+
+fn split_roles(text: &str) -> Result<Vec<String>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            if valid(r) {
+                Ok(r.to_owned())
+            } else {
+                Err(format!("`{r}` is not a role name"))
+            }
+        })
+        .collect()
+}
+
+impl Login {
+    /// Login without an OpenID provider, for `gatehouse dev`.
+    pub fn new_dev(session: SessionSettings, users: Vec<DevUser>) -> Result<Self, String> {
+        let settings = crate::config::LoginSettings {
+            issuer: devissuer::ISSUER.to_owned(),
+            client_id: "gatehouse-dev".to_owned(),
+            client_secret: None,
+            redirect_url: String::new(),
+            scopes: Vec::new(),
+            params: Vec::new(),
+            allowed_redirect_hosts: Vec::new(),
+            claims: ClaimMapping::default(),
+            prefix: "/oauth2".to_owned(),
+            post_logout_redirect_url: None,
+            algorithms: DEFAULT_ALGORITHMS.to_vec(),
+            leeway: std::time::Duration::from_secs(30),
+        };
+        let secrets: Vec<_> = session
+            .secrets
+            .iter()
+            .map(|s| s.read())
+            .collect::<Result<_, _>>()?;
+        let sealer = super::Sealer::new(&secrets).map_err(|e| e.to_string())?;
+        Ok(Self {
+            redirects: super::RedirectPolicy::new(&[]),
+            settings,
+            session,
+            sealer,
+            backend: Backend::Dev(users),
+            refreshes: std::sync::Mutex::new(HashMap::new()),
+            clock: crate::auth::jwt::system_clock,
+        })
+    }
+}
+
+/// The user picker, for a flow whose `state` is in its cookie.
+pub(super) fn page(login: &Login, users: &[DevUser], state: &str) -> Response<Body> {
+    let action = format!("{}/dev_login", login.settings.prefix);
+    let link = |user: &DevUser| {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("state", state)
+            .append_pair("user", &user.name)
+            .append_pair("roles", &user.roles.join(","))
+            .finish();
+        format!("{action}?{query}")
+    };
+    let mut list = String::new();
+    for user in users {
+        let roles = if user.roles.is_empty() {
+            "no roles".to_owned()
+        } else {
+            user.roles.join(", ")
+        };
+        let _ = write!(
+            list,
+            "<li><a href=\"{}\">{}</a> <small>({})</small></li>",
+            escape(&link(user)),
+            escape(&user.name),
+            escape(&roles)
+        );
+    }
+    let body = format!(
+        "<p><strong>Development sign-in.</strong> No identity provider is involved: pick who you want to be.</p>\
+<ul>{list}</ul>\
+<form method=get action=\"{action}\"><input type=hidden name=state value=\"{state}\">\
+<p><label>User <input name=user required pattern=\"[A-Za-z0-9._@:-]{{1,64}}\"></label></p>\
+<p><label>Roles <input name=roles placeholder=\"admin,dev\"></label> <small>comma-separated</small></p>\
+<p><button type=submit>Sign in</button></p></form>",
+        action = escape(&action),
+        state = escape(state),
+    );
+    pages::page(StatusCode::OK, "Sign in (development)", &body)
+}
+
+/// The picker's answer: a session for the chosen user and roles.
+pub(super) fn finish(
+    login: &Login,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response<Body> {
+    let retry = login.start_path("/");
+    let state = params.get("state").map(String::as_str).unwrap_or_default();
+    let (flow, clear_flow) = match login.take_flow(state, headers) {
+        Ok(taken) => taken,
+        Err((failure, clear)) => return with_cookies(pages::login_error(failure, &retry), &clear),
+    };
+    let fail = || {
+        with_cookies(
+            pages::login_error(LoginFailure::Rejected, &retry),
+            &clear_flow,
+        )
+    };
+    let user = params.get("user").map(|u| u.trim()).unwrap_or_default();
+    let Ok(roles) = split_roles(params.get("roles").map(String::as_str).unwrap_or_default()) else {
+        return fail();
+    };
+    let Some(id) = random_hex(16).filter(|_| valid(user)) else {
+        return fail();
+    };
+    let now = (login.clock)();
+    let ends = now + login.session.lifetime.as_secs();
+    let data = SessionData {
+        id,
+        subject: user.to_owned(),
+        email: Some(format!("{user}@localhost"))
+            .filter(|_| !user.contains('@'))
+            .or_else(|| Some(user.to_owned())),
+        roles,
+        expires: ends,
+        ends,
+        refresh_token: None,
+        id_token: None,
+    };
+    match login.session_cookies(&data, headers) {
+        Ok(mut cookies) => {
+            cookies.extend(clear_flow.iter().cloned());
+            tracing::info!(user = %data.subject, roles = ?data.roles, "signed in (development login)");
+            redirect(&flow.rd, cookies)
+        }
+        Err(_) => fail(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_parse_from_flags() {
+        assert_eq!(
+            DevUser::parse("alice=admin, dev").unwrap(),
+            DevUser {
+                name: "alice".into(),
+                roles: vec!["admin".into(), "dev".into()]
+            }
+        );
+        assert_eq!(DevUser::parse("bob").unwrap().roles, Vec::<String>::new());
+        for bad in ["", "a b", "x=<script>", "é"] {
+            assert!(DevUser::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
