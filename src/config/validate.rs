@@ -1,0 +1,430 @@
+//! Validation: turns the raw file (`raw`) into the validated types, collecting every problem
+//! as a [`ConfigError`] with file, line and field. The listeners, TLS, upstream, limits and
+//! logs are checked here; identity settings (issuers, login, session) in `validate_auth`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde_saphyr::{Location, Spanned};
+
+use super::raw::{self, RawConfig};
+use super::*;
+
+pub(super) struct Validator<'a> {
+    pub(super) file: &'a Path,
+    pub(super) base: &'a Path,
+    pub(super) errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    pub(super) fn origin(&self, at: &Location, field: &str) -> Origin {
+        Origin {
+            file: self.file.to_owned(),
+            line: at.line(),
+            column: at.column(),
+            field: field.to_owned(),
+        }
+    }
+
+    pub(super) fn error(&mut self, at: &Location, field: &str, message: impl Into<String>) {
+        let error = self.origin(at, field).error(message);
+        self.errors.push(error);
+    }
+
+    pub(super) fn missing(&mut self, field: &str, message: impl Into<String>) {
+        self.error(&UNKNOWN, field, message);
+    }
+
+    pub(super) fn duration(
+        &mut self,
+        value: Option<Spanned<String>>,
+        field: &str,
+        default: Duration,
+    ) -> Duration {
+        let Some(value) = value else { return default };
+        match parse_duration(&value.value) {
+            Ok(d) if d.is_zero() => {
+                self.error(&value.referenced, field, "must be greater than zero");
+                default
+            }
+            Ok(d) => d,
+            Err(message) => {
+                self.error(&value.referenced, field, message);
+                default
+            }
+        }
+    }
+
+    pub(super) fn addr(&mut self, value: &Spanned<String>, field: &str) -> Option<SocketAddr> {
+        match value.value.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                let message = format!(
+                    "`{}` is not an address like 127.0.0.1:8443 or [::]:8443",
+                    value.value
+                );
+                self.error(&value.referenced, field, message);
+                None
+            }
+        }
+    }
+
+    pub(super) fn number<T: Copy + PartialOrd + fmt::Display>(
+        &mut self,
+        value: Option<Spanned<T>>,
+        field: &str,
+        min: T,
+        default: T,
+    ) -> T {
+        match value {
+            Some(v) if v.value < min => {
+                self.error(&v.referenced, field, format!("must be at least {min}"));
+                default
+            }
+            Some(v) => v.value,
+            None => default,
+        }
+    }
+
+    pub(super) fn path(&self, value: &str) -> PathBuf {
+        self.base.join(value)
+    }
+
+    pub(super) fn config(&mut self, raw: RawConfig) -> Config {
+        match raw.version {
+            Some(v) if v.value == 1 => {}
+            Some(v) => self.error(&v.referenced, "version", "only `version: 1` is supported"),
+            None => self.missing("version", "is required: add `version: 1` at the top"),
+        }
+        let tls = raw.tls.map(|t| self.tls(t));
+        let listen = self.listen(raw.listen.unwrap_or_default(), tls.is_some());
+        let upstream = self.upstream(raw.upstream.unwrap_or_default());
+        let limits = self.limits(raw.limits.unwrap_or_default());
+        let mut trusted_proxies = Vec::new();
+        for (i, cidr) in raw
+            .trusted_proxies
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            let text = cidr.value.trim();
+            let parsed = text
+                .parse::<IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from));
+            match parsed {
+                Ok(net) => trusted_proxies.push(net),
+                Err(_) => self.error(
+                    &cidr.referenced,
+                    &format!("trusted_proxies[{i}]"),
+                    format!("`{text}` is not a CIDR like 10.0.0.0/8 or an IP address"),
+                ),
+            }
+        }
+        let log = self.log(raw.log.unwrap_or_default());
+        let (policies, policies_origin) = match raw.policies {
+            Some(dir) => (
+                self.path(&dir.value),
+                self.origin(&dir.referenced, "policies"),
+            ),
+            None => {
+                let message =
+                    "is required: the directory of route policies (e.g. `policies: policies/`)";
+                self.missing("policies", message);
+                (PathBuf::new(), self.origin(&UNKNOWN, "policies"))
+            }
+        };
+        let mut issuers: Vec<IssuerSettings> = Vec::new();
+        for (i, raw) in raw.issuers.unwrap_or_default().into_iter().enumerate() {
+            if let Some(issuer) = self.issuer(raw, i) {
+                if issuers.iter().any(|x| x.issuer == issuer.issuer) {
+                    let message = format!("`{}` is configured twice", issuer.issuer);
+                    self.missing(&format!("issuers[{i}].issuer"), message);
+                }
+                issuers.push(issuer);
+            }
+        }
+        let identity = self.identity(raw.identity.unwrap_or_default());
+        let raw_tokens = raw.tokens.unwrap_or_default();
+        let tokens = TokenSettings {
+            max_bytes: self.number(raw_tokens.max_bytes, "tokens.max_bytes", 256, 8192),
+            cache_size: raw_tokens.cache_size.map_or(10_000, |c| c.value),
+        };
+        let login = raw.login.and_then(|l| self.login(l));
+        let session = match (raw.session, &login) {
+            (Some(s), _) => Some(self.session(s)),
+            (None, Some(_)) => {
+                self.missing(
+                    "session",
+                    "browser login needs a `session` section with `secrets`",
+                );
+                None
+            }
+            (None, None) => None,
+        };
+        Config {
+            listen,
+            tls,
+            upstream,
+            limits,
+            trusted_proxies,
+            log,
+            policies,
+            policies_origin,
+            issuers,
+            identity,
+            tokens,
+            login,
+            session,
+            dev_users: None,
+        }
+    }
+
+    pub(super) fn listen(&mut self, raw: raw::RawListen, has_tls: bool) -> Listen {
+        let https = raw
+            .https
+            .as_ref()
+            .and_then(|v| self.addr(v, "listen.https"));
+        let http = raw.http.as_ref().and_then(|v| self.addr(v, "listen.http"));
+        let admin = match &raw.admin {
+            Some(v) => self.addr(v, "listen.admin"),
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 9901))),
+        };
+        match (&raw.https, has_tls) {
+            (Some(v), false) => self.error(
+                &v.referenced,
+                "listen.https",
+                "needs a `tls` section with certificates",
+            ),
+            (None, true) => self.missing("listen.https", "is required when `tls` is configured"),
+            _ => {}
+        }
+        if raw.https.is_none() && raw.http.is_none() {
+            self.missing(
+                "listen",
+                "set `https` (with `tls`) or, behind a TLS terminator, `http`",
+            );
+        }
+        let public = [https, http];
+        // Port 0 asks the OS for a free port, so two port-0 listeners never clash.
+        if let (Some(admin), Some(v)) = (admin, &raw.admin)
+            && admin.port() != 0
+            && public.contains(&Some(admin))
+        {
+            self.error(
+                &v.referenced,
+                "listen.admin",
+                "must not be a public listener's address",
+            );
+        }
+        Listen {
+            https,
+            http,
+            admin: admin.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9901))),
+        }
+    }
+
+    pub(super) fn tls(&mut self, raw: raw::RawTls) -> TlsSettings {
+        let mut certificates = Vec::new();
+        match raw.certificates {
+            Some(list) if list.value.is_empty() => self.error(
+                &list.referenced,
+                "tls.certificates",
+                "needs at least one certificate",
+            ),
+            Some(list) => {
+                for (i, cert) in list.value.into_iter().enumerate() {
+                    if let Some(source) = self.certificate(cert, i, &list.referenced) {
+                        certificates.push(source);
+                    }
+                }
+            }
+            None => self.missing("tls.certificates", "is required in the `tls` section"),
+        }
+        TlsSettings {
+            certificates,
+            handshake_timeout: self.duration(
+                raw.handshake_timeout,
+                "tls.handshake_timeout",
+                Duration::from_secs(10),
+            ),
+            reload_interval: self.duration(
+                raw.reload_interval,
+                "tls.reload_interval",
+                Duration::from_secs(5),
+            ),
+        }
+    }
+
+    pub(super) fn certificate(
+        &mut self,
+        raw: raw::RawCertificate,
+        i: usize,
+        list: &Location,
+    ) -> Option<CertificateSource> {
+        let field = format!("tls.certificates[{i}]");
+        let Some(cert) = raw.cert_file else {
+            self.error(list, &format!("{field}.cert_file"), "is required");
+            return None;
+        };
+        let key = match (raw.key_file, raw.key_env) {
+            (Some(file), None) => KeySource::File(self.path(&file.value)),
+            (None, Some(env)) => {
+                if std::env::var_os(&env.value).is_none() {
+                    let message = format!("environment variable `{}` is not set", env.value);
+                    self.error(&env.referenced, &format!("{field}.key_env"), message);
+                }
+                KeySource::Env(env.value)
+            }
+            (Some(file), Some(_)) => {
+                let message = "set either `key_file` or `key_env`, not both";
+                self.error(&file.referenced, &format!("{field}.key_file"), message);
+                return None;
+            }
+            (None, None) => {
+                let message = "needs `key_file` or `key_env`";
+                self.error(&cert.referenced, &format!("{field}.key_file"), message);
+                return None;
+            }
+        };
+        let mut names = Vec::new();
+        for (j, name) in raw.names.unwrap_or_default().into_iter().enumerate() {
+            let lower = name.value.trim().to_ascii_lowercase();
+            let bare = lower.strip_prefix("*.").unwrap_or(&lower);
+            let valid = !bare.is_empty()
+                && bare.split('.').all(|l| {
+                    !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if valid {
+                names.push(lower);
+            } else {
+                let message = format!("`{}` is not a DNS name or `*.` wildcard", name.value);
+                self.error(&name.referenced, &format!("{field}.names[{j}]"), message);
+            }
+        }
+        Some(CertificateSource {
+            cert_file: self.path(&cert.value),
+            key,
+            names,
+            origin: self.origin(&cert.referenced, &format!("{field}.cert_file")),
+        })
+    }
+
+    pub(super) fn upstream(&mut self, raw: raw::RawUpstream) -> Upstream {
+        let target = match &raw.url {
+            Some(url) => self.upstream_target(url),
+            None => {
+                self.missing("upstream.url", "is required, e.g. `http://127.0.0.1:3000`");
+                None
+            }
+        };
+        Upstream {
+            target: target.unwrap_or(UpstreamTarget::Tcp("127.0.0.1:80".into())),
+            connect_timeout: self.duration(
+                raw.connect_timeout,
+                "upstream.connect_timeout",
+                Duration::from_secs(5),
+            ),
+            timeout: self.duration(raw.timeout, "upstream.timeout", Duration::from_secs(60)),
+            pool_idle_timeout: self.duration(
+                raw.pool_idle_timeout,
+                "upstream.pool_idle_timeout",
+                Duration::from_secs(90),
+            ),
+            pool_max_idle: self.number(raw.pool_max_idle, "upstream.pool_max_idle", 0, 64),
+        }
+    }
+
+    pub(super) fn upstream_target(&mut self, url: &Spanned<String>) -> Option<UpstreamTarget> {
+        let text = url.value.trim();
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                self.error(
+                    &url.referenced,
+                    "upstream.url",
+                    "`unix:` needs a socket path",
+                );
+                return None;
+            }
+            return Some(UpstreamTarget::Unix(self.path(path)));
+        }
+        let problem = match text.parse::<http::Uri>() {
+            Ok(uri) if uri.scheme_str() != Some("http") => {
+                "must start with `http://` or `unix:` (Gatehouse talks plaintext to the app)"
+            }
+            Ok(uri) if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() => {
+                "must not have a path or query: the request's own path is forwarded"
+            }
+            Ok(uri) => match uri.authority() {
+                Some(a) if a.as_str().contains('@') => "must not contain credentials",
+                Some(a) => {
+                    let port = a.port_u16().unwrap_or(80);
+                    return Some(UpstreamTarget::Tcp(format!("{}:{port}", a.host())));
+                }
+                None => "needs a host, e.g. `http://127.0.0.1:3000`",
+            },
+            Err(_) => "is not a URL like `http://127.0.0.1:3000` or `unix:/run/app.sock`",
+        };
+        self.error(&url.referenced, "upstream.url", problem);
+        None
+    }
+
+    pub(super) fn limits(&mut self, raw: raw::RawLimits) -> Limits {
+        Limits {
+            max_header_bytes: self.number(
+                raw.max_header_bytes,
+                "limits.max_header_bytes",
+                8192,
+                16384,
+            ),
+            max_headers: self.number(raw.max_headers, "limits.max_headers", 1, 100),
+            header_read_timeout: self.duration(
+                raw.header_read_timeout,
+                "limits.header_read_timeout",
+                Duration::from_secs(10),
+            ),
+            idle_timeout: self.duration(
+                raw.idle_timeout,
+                "limits.idle_timeout",
+                Duration::from_secs(60),
+            ),
+            max_concurrent_streams: self.number(
+                raw.max_concurrent_streams,
+                "limits.max_concurrent_streams",
+                1,
+                100,
+            ),
+            max_connections: self.number(raw.max_connections, "limits.max_connections", 1, 4096),
+            drain_timeout: self.duration(
+                raw.drain_timeout,
+                "limits.drain_timeout",
+                Duration::from_secs(30),
+            ),
+        }
+    }
+
+    pub(super) fn log(&mut self, raw: raw::RawLog) -> LogSettings {
+        let format = match &raw.format {
+            None => LogFormat::Text,
+            Some(f) if f.value == "text" => LogFormat::Text,
+            Some(f) if f.value == "json" => LogFormat::Json,
+            Some(f) => {
+                self.error(&f.referenced, "log.format", "must be `text` or `json`");
+                LogFormat::Text
+            }
+        };
+        let (level, at) = raw
+            .level
+            .map_or(("info".into(), UNKNOWN), |l| (l.value, l.referenced));
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
+            self.error(
+                &at,
+                "log.level",
+                format!("`{level}` is not a log filter: {e}"),
+            );
+        }
+        LogSettings { format, level }
+    }
+}

@@ -1,0 +1,350 @@
+//! Validation of the identity settings: token issuers, identity headers, browser login and
+//! the session cookie. Secrets are read here (not logged) so `gatehouse check` reports a
+//! missing one.
+
+use std::time::Duration;
+
+use http::HeaderName;
+use jsonwebtoken::Algorithm;
+use serde_saphyr::Spanned;
+
+use super::raw;
+use super::validate::Validator;
+use super::*;
+use crate::auth::ClaimMapping;
+use crate::secret::SecretSource;
+
+impl Validator<'_> {
+    pub(super) fn secret(&mut self, raw: raw::RawSecret, field: &str) -> Option<SecretSource> {
+        let source = match (raw.file, raw.env) {
+            (Some(file), None) => (SecretSource::File(self.path(&file.value)), file.referenced),
+            (None, Some(env)) => (SecretSource::Env(env.value), env.referenced),
+            _ => {
+                self.missing(field, "set exactly one of `file` or `env`");
+                return None;
+            }
+        };
+        if let Err(problem) = source.0.read() {
+            self.error(&source.1, field, problem);
+        }
+        Some(source.0)
+    }
+
+    pub(super) fn claim_paths(raw: Option<raw::RawClaimPaths>) -> ClaimMapping {
+        let defaults = ClaimMapping::default();
+        let claims = raw.unwrap_or_default();
+        let list = |v: Option<Vec<Spanned<String>>>, default: Vec<String>| {
+            v.map_or(default, |v| v.into_iter().map(|s| s.value).collect())
+        };
+        ClaimMapping {
+            subject: claims.subject.map_or(defaults.subject, |s| s.value),
+            roles: list(claims.roles, defaults.roles),
+            scopes: list(claims.scopes, defaults.scopes),
+            email: claims.email.map_or(defaults.email, |s| s.value),
+        }
+    }
+
+    pub(super) fn algorithms(
+        &mut self,
+        raw: Option<Vec<Spanned<String>>>,
+        field: &str,
+    ) -> Vec<Algorithm> {
+        match raw {
+            None => DEFAULT_ALGORITHMS.to_vec(),
+            Some(list) => list
+                .into_iter()
+                .filter_map(|a| match a.value.parse::<Algorithm>() {
+                    Ok(alg) if DEFAULT_ALGORITHMS.contains(&alg) => Some(alg),
+                    _ => {
+                        let message = format!(
+                            "`{}` is not accepted; use asymmetric algorithms: RS256/384/512, PS256/384/512, ES256/384, EdDSA",
+                            a.value
+                        );
+                        self.error(&a.referenced, field, message);
+                        None
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    pub(super) fn login(&mut self, raw: raw::RawLogin) -> Option<LoginSettings> {
+        let required =
+            |v: Option<Spanned<String>>, this: &mut Self, field: &str, what: &str| match v {
+                Some(v) => Some(v),
+                None => {
+                    this.missing(field, format!("is required: {what}"));
+                    None
+                }
+            };
+        let issuer = required(
+            raw.issuer,
+            self,
+            "login.issuer",
+            "the OpenID provider's issuer URL",
+        );
+        let client_id = required(
+            raw.client_id,
+            self,
+            "login.client_id",
+            "the client registered at the provider",
+        );
+        let redirect = required(
+            raw.redirect_url,
+            self,
+            "login.redirect_url",
+            "e.g. https://app.example.com/oauth2/callback",
+        );
+        let prefix = match raw.prefix {
+            None => "/oauth2".to_owned(),
+            Some(p) => {
+                let trimmed = p.value.trim_end_matches('/').to_owned();
+                let valid = trimmed.starts_with('/')
+                    && trimmed.len() > 1
+                    && crate::path::canonicalize(&trimmed).is_ok_and(|c| c == trimmed);
+                if !valid {
+                    self.error(
+                        &p.referenced,
+                        "login.prefix",
+                        "must be a canonical path like `/oauth2`",
+                    );
+                }
+                trimmed
+            }
+        };
+        if let Some(issuer) = &issuer
+            && let Err(problem) = idp_url_allowed(&issuer.value)
+        {
+            self.error(&issuer.referenced, "login.issuer", problem);
+        }
+        if let Some(redirect) = &redirect {
+            match idp_url_allowed(&redirect.value) {
+                Err(problem) => self.error(&redirect.referenced, "login.redirect_url", problem),
+                Ok(()) => {
+                    let path = redirect
+                        .value
+                        .parse::<http::Uri>()
+                        .map(|u| u.path().to_owned())
+                        .unwrap_or_default();
+                    if path != format!("{prefix}/callback") {
+                        let message = format!(
+                            "must end in `{prefix}/callback`, where Gatehouse receives the provider's answer"
+                        );
+                        self.error(&redirect.referenced, "login.redirect_url", message);
+                    }
+                }
+            }
+        }
+        if let Some(url) = &raw.post_logout_redirect_url
+            && let Err(problem) = idp_url_allowed(&url.value)
+        {
+            self.error(&url.referenced, "login.post_logout_redirect_url", problem);
+        }
+        let client_secret = raw
+            .client_secret
+            .and_then(|s| self.secret(s, "login.client_secret"));
+        let mut scopes = vec!["openid".to_owned()];
+        let requested = raw.scopes.map_or_else(
+            || vec!["profile".to_owned(), "email".to_owned()],
+            |v| v.into_iter().map(|s| s.value).collect(),
+        );
+        for scope in requested {
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        const RESERVED: [&str; 8] = [
+            "state",
+            "nonce",
+            "code_challenge",
+            "code_challenge_method",
+            "redirect_uri",
+            "client_id",
+            "response_type",
+            "scope",
+        ];
+        let mut params = Vec::new();
+        for (name, value) in raw.params.unwrap_or_default() {
+            if RESERVED.contains(&name.as_str()) {
+                self.error(
+                    &value.referenced,
+                    &format!("login.params.{name}"),
+                    "is set by Gatehouse itself",
+                );
+            } else {
+                params.push((name, value.value));
+            }
+        }
+        let algorithms = self.algorithms(raw.algorithms, "login.algorithms");
+        let leeway = self.duration(raw.leeway, "login.leeway", Duration::from_secs(30));
+        Some(LoginSettings {
+            issuer: issuer?.value,
+            client_id: client_id?.value,
+            client_secret,
+            redirect_url: redirect?.value,
+            scopes,
+            params,
+            allowed_redirect_hosts: raw
+                .allowed_redirect_hosts
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.value)
+                .collect(),
+            claims: Self::claim_paths(raw.claims),
+            prefix,
+            post_logout_redirect_url: raw.post_logout_redirect_url.map(|u| u.value),
+            algorithms,
+            leeway,
+        })
+    }
+
+    pub(super) fn session(&mut self, raw: raw::RawSession) -> SessionSettings {
+        let mut secrets = Vec::new();
+        for (i, secret) in raw.secrets.unwrap_or_default().into_iter().enumerate() {
+            let field = format!("session.secrets[{i}]");
+            if let Some(source) = self.secret(secret, &field) {
+                if source.read().is_ok_and(|s| s.expose().len() < 32) {
+                    self.missing(
+                        &field,
+                        "must be at least 32 characters (e.g. `openssl rand -base64 32`)",
+                    );
+                }
+                secrets.push(source);
+            }
+        }
+        if secrets.is_empty() {
+            self.missing(
+                "session.secrets",
+                "needs at least one secret (a file or an environment variable)",
+            );
+        }
+        let cookie_name = match raw.cookie_name {
+            None => "__Host-gatehouse".to_owned(),
+            Some(name) => {
+                let valid = !name.value.is_empty()
+                    && name
+                        .value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                if !valid {
+                    self.error(
+                        &name.referenced,
+                        "session.cookie_name",
+                        "use letters, digits, `-` and `_`",
+                    );
+                }
+                name.value
+            }
+        };
+        SessionSettings {
+            secrets,
+            cookie_name,
+            lifetime: self.duration(
+                raw.lifetime,
+                "session.lifetime",
+                Duration::from_secs(12 * 3600),
+            ),
+            flow_timeout: self.duration(
+                raw.flow_timeout,
+                "session.flow_timeout",
+                Duration::from_secs(600),
+            ),
+            refresh: raw.refresh.is_none_or(|r| r.value),
+        }
+    }
+
+    pub(super) fn issuer(&mut self, raw: raw::RawIssuer, i: usize) -> Option<IssuerSettings> {
+        let field = |name: &str| format!("issuers[{i}].{name}");
+        let Some(issuer) = raw.issuer else {
+            self.missing(
+                &field("issuer"),
+                "is required (the exact `iss` of the tokens)",
+            );
+            return None;
+        };
+        if let Err(problem) = idp_url_allowed(&issuer.value) {
+            self.error(&issuer.referenced, &field("issuer"), problem);
+        }
+        let audiences: Vec<String> = raw
+            .audiences
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.value)
+            .collect();
+        if audiences.is_empty() {
+            let message =
+                "needs at least one audience: tokens minted for other services must not pass";
+            self.error(&issuer.referenced, &field("audiences"), message);
+        }
+        let keys = match (raw.jwks_uri, raw.jwks_file) {
+            (Some(uri), None) => {
+                if let Err(problem) = idp_url_allowed(&uri.value) {
+                    self.error(&uri.referenced, &field("jwks_uri"), problem);
+                }
+                JwksSource::Uri(uri.value)
+            }
+            (None, Some(file)) => JwksSource::File(self.path(&file.value)),
+            (None, None) => JwksSource::Discovery,
+            (Some(uri), Some(_)) => {
+                self.error(
+                    &uri.referenced,
+                    &field("jwks_uri"),
+                    "set `jwks_uri` or `jwks_file`, not both",
+                );
+                JwksSource::Discovery
+            }
+        };
+        let algorithms = self.algorithms(raw.algorithms, &field("algorithms"));
+        let claims = Self::claim_paths(raw.claims);
+        let jwks_raw = raw.jwks.unwrap_or_default();
+        let d = JwksSettings::default();
+        let jwks = JwksSettings {
+            min_ttl: self.duration(jwks_raw.min_ttl, &field("jwks.min_ttl"), d.min_ttl),
+            max_ttl: self.duration(jwks_raw.max_ttl, &field("jwks.max_ttl"), d.max_ttl),
+            unknown_kid_interval: self.duration(
+                jwks_raw.unknown_kid_interval,
+                &field("jwks.unknown_kid_interval"),
+                d.unknown_kid_interval,
+            ),
+            max_stale: self.duration(jwks_raw.max_stale, &field("jwks.max_stale"), d.max_stale),
+        };
+        if jwks.min_ttl > jwks.max_ttl {
+            self.missing(&field("jwks.min_ttl"), "must not be longer than `max_ttl`");
+        }
+        Some(IssuerSettings {
+            issuer: issuer.value,
+            audiences,
+            keys,
+            algorithms,
+            claims,
+            leeway: self.duration(raw.leeway, &field("leeway"), Duration::from_secs(30)),
+            pass_authorization: raw.pass_authorization.is_some_and(|p| p.value),
+            jwks,
+        })
+    }
+
+    pub(super) fn identity(&mut self, raw: raw::RawIdentity) -> IdentitySettings {
+        let d = IdentitySettings::default();
+        let mut name = |v: Option<Spanned<String>>, field: &str| {
+            let v = v?;
+            match HeaderName::from_bytes(v.value.trim().as_bytes()) {
+                Ok(name) => Some(name),
+                Err(_) => {
+                    self.error(
+                        &v.referenced,
+                        field,
+                        format!("`{}` is not a header name", v.value),
+                    );
+                    None
+                }
+            }
+        };
+        IdentitySettings {
+            user: name(raw.user_header, "identity.user_header").unwrap_or(d.user),
+            roles: name(raw.roles_header, "identity.roles_header").unwrap_or(d.roles),
+            email: name(raw.email_header, "identity.email_header"),
+            scopes: name(raw.scopes_header, "identity.scopes_header"),
+            oauth2_proxy: raw.oauth2_proxy_headers.is_some_and(|b| b.value),
+        }
+    }
+}
