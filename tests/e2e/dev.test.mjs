@@ -8,50 +8,18 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, statSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { GATEHOUSE, SHOTS, eventually, freePort, launch } from './helpers.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const GATEHOUSE = process.env.GATEHOUSE ?? path.join(ROOT, 'target/debug/gatehouse');
-const SHOTS = path.join(ROOT, 'target/e2e');
 
 let dir, echo, seen = [], dev, devLog = '', base, adminPort;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
-async function eventually(what, check, ms = 20000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch { /* not yet */ }
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}\n${devLog}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const certs = (verb) => execFileSync(GATEHOUSE, ['certs', verb, '--certs', dir], { encoding: 'utf8' });
 const curl = (url) => spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', url], { encoding: 'utf8' });
 
-async function launch() {
-  return chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
-}
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
@@ -69,7 +37,7 @@ before(async () => {
     '--admin-port', String(adminPort), '--certs', dir, '--user', 'alice=admin,dev', '--user', 'bob'],
   { stdio: ['ignore', 'ignore', 'pipe'] });
   dev.stderr.on('data', (d) => { devLog += d; });
-  await eventually('gatehouse dev is ready', async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).ok);
+  await eventually('gatehouse dev is ready', async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).ok, () => devLog);
 });
 
 after(async () => {

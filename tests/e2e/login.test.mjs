@@ -10,42 +10,17 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Provider from 'oidc-provider';
-import { chromium } from 'playwright-core';
+import { GATEHOUSE, SHOTS, eventually, freePort, launch } from './helpers.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const GATEHOUSE = process.env.GATEHOUSE ?? path.join(ROOT, 'target/debug/gatehouse');
-const SHOTS = path.join(ROOT, 'target/e2e');
 const CLIENT_SECRET = 'e2e-client-secret-with-enough-length';
 const USERS = { alice: { roles: ['admin'] }, bob: { roles: [] } };
 
 let idp, idpUrl, echo, seen = [], gatehouse, gatehouseLog = '', base, browser;
 
-/** A port the OS just gave us (needed before start: the IdP must know the callback URL). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
-async function eventually(what, check, ms = 20000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch { /* not yet */ }
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}\n${gatehouseLog}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
@@ -146,14 +121,9 @@ log:
 `);
   gatehouse = spawn(GATEHOUSE, ['run', '--config', path.join(dir, 'gatehouse.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
   gatehouse.stderr.on('data', (d) => { gatehouseLog += d; });
-  await eventually('gatehouse is ready', async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).ok);
+  await eventually('gatehouse is ready', async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).ok, () => gatehouseLog);
 
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launch();
 });
 
 after(async () => {
