@@ -78,6 +78,9 @@ struct Flow {
     rd: String,
     #[serde(rename = "t")]
     created: u64,
+    /// When it started, in nanoseconds: orders flows started within the same second.
+    #[serde(rename = "o", default)]
+    order: u64,
 }
 
 /// The session a request carries.
@@ -470,6 +473,9 @@ impl Login {
             verifier: secrets.verifier,
             rd,
             created: (self.clock)(),
+            order: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
         };
         let name = format!("{}{id}", self.flow_prefix());
         let Ok(sealed) = self.sealer.seal(&name, &flow) else {
@@ -490,9 +496,15 @@ impl Login {
     /// Expiring cookies for the oldest flows when a browser has too many logins in progress.
     fn excess_flows(&self, headers: &HeaderMap) -> Vec<HeaderValue> {
         let prefix = self.flow_prefix();
-        let mut flows: Vec<(u64, &str)> = cookie::all(headers)
+        let mut flows: Vec<((u64, u64), &str)> = cookie::all(headers)
             .filter(|(n, _)| n.starts_with(&prefix))
-            .map(|(n, v)| (self.sealer.open::<Flow>(n, v).map_or(0, |f| f.created), n))
+            .map(|(n, v)| {
+                let age = self
+                    .sealer
+                    .open::<Flow>(n, v)
+                    .map_or((0, 0), |f| (f.created, f.order));
+                (age, n)
+            })
             .collect();
         flows.sort_unstable();
         let excess = (flows.len() + 1).saturating_sub(MAX_FLOWS);

@@ -111,10 +111,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     let policy = Arc::new(ArcSwap::from_pointee(policy));
     let verifier = Arc::new(Verifier::new(&config.issuers, config.tokens, idp_client()?));
-    let key_conditions: Vec<String> = verifier
+    let mut key_conditions: Vec<String> = verifier
         .key_sets()
         .map(|k| format!("keys of {}", k.issuer()))
         .collect();
+    // Browser login needs the provider discovered, and its keys unless a bearer issuer
+    // shares them: conditions are only awaited if they are registered here.
+    if let (Some(login), Some(_)) = (&config.login, &config.session) {
+        key_conditions.push("login provider".to_owned());
+        if verifier.jwks_for(&login.issuer).is_none() {
+            key_conditions.push("keys of the login provider".to_owned());
+        }
+    }
     let readiness = Readiness::new(
         ["listeners", "certificates"]
             .into_iter()

@@ -1,10 +1,12 @@
 //! Shared by the integration tests: a real CA and certificates (rcgen, through
 //! `gatehouse::devcerts`), real upstream servers on `127.0.0.1:0`, real TLS clients that trust
-//! that CA, Gatehouse started in-process or as the real binary, and an OpenID provider
-//! (`idp`).
+//! that CA, Gatehouse started in-process or as the real binary, OpenID providers (`idp` for
+//! keys, `oidc_idp` for browser login) and a test browser (`browser`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod browser;
 pub mod idp;
+pub mod oidc_idp;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
