@@ -160,6 +160,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }));
     }
     background.push(watch_policy(&config, policy.clone(), &reload));
+    background.push(telemetry::spawn_upkeep());
     let login = start_login(&config, &verifier, &readiness, &mut background)?;
 
     let shared = Arc::new(Shared {
