@@ -23,7 +23,7 @@ use crate::login::{self, Login, SessionState};
 use crate::path;
 use crate::policy::{AuthMode, Decision, DefaultAction, OnUnauthenticated, Policy, Route, Rule};
 use crate::proxy::Upstream;
-use crate::telemetry;
+use crate::telemetry::{self, Outcome};
 
 /// Everything a request needs that lives as long as the server.
 #[derive(Debug)]
@@ -198,7 +198,7 @@ async fn admit(
     let rule = match policy.route(request.method(), &canonical, host_name.as_deref()) {
         Route::Rule(rule) => rule,
         Route::Default(DefaultAction::Allow) => {
-            telemetry::decision("(default)", "allow");
+            telemetry::decision("(default)", Outcome::Allow);
             request.headers_mut().remove(header::AUTHORIZATION);
             return Ok(Admit::Forward(forward(
                 app,
@@ -211,7 +211,7 @@ async fn admit(
             )?));
         }
         Route::Default(DefaultAction::Deny) => {
-            telemetry::decision("(default)", "forbidden");
+            telemetry::decision("(default)", Outcome::Forbidden);
             return Err(ProxyError::NoRoute);
         }
     };
@@ -220,7 +220,7 @@ async fn admit(
     let caller = match authenticate(app, request, rule.auth).await {
         Ok(caller) => caller,
         Err(error) => {
-            telemetry::decision(&rule.name, "unauthenticated");
+            telemetry::decision(&rule.name, Outcome::Unauthenticated);
             return Err(error);
         }
     };
@@ -229,9 +229,9 @@ async fn admit(
     //    sent to the login or shown a page, an API client gets 401/403 JSON.
     let principal = caller.authenticated.as_ref().map(|a| a.principal.as_ref());
     match rule.authorize(principal) {
-        Decision::Allow => telemetry::decision(&rule.name, "allow"),
+        Decision::Allow => telemetry::decision(&rule.name, Outcome::Allow),
         Decision::Unauthenticated => {
-            telemetry::decision(&rule.name, "unauthenticated");
+            telemetry::decision(&rule.name, Outcome::Unauthenticated);
             let answer = match &app.login {
                 Some(login) if wants_login(rule, request) => {
                     login.redirect_to_login(&original_target(&canonical, request))
@@ -244,7 +244,7 @@ async fn admit(
             )));
         }
         Decision::Forbidden(denial) => {
-            telemetry::decision(&rule.name, "forbidden");
+            telemetry::decision(&rule.name, Outcome::Forbidden);
             let answer = match (&app.login, principal) {
                 (Some(login), Some(p))
                     if p.method == AuthMethod::Session && accepts_html(request) =>

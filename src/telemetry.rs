@@ -4,7 +4,10 @@
 //! Nothing here sees a header value other than the request id: tokens, cookies and
 //! `Authorization` cannot reach a log because they are never handed to this module.
 
+use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
+
+use arc_swap::ArcSwap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -107,17 +110,48 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Handles of the metrics every request touches, resolved once: a registry lookup per request
+/// (hashing the name and labels) costs more than the atomic add itself.
+struct Handles {
+    in_flight: metrics::Gauge,
+    duration: metrics::Histogram,
+    /// By status class, in the order of [`status_class`].
+    requests: [metrics::Counter; 6],
+    token_cache: [metrics::Counter; 2],
+}
+
+fn handles() -> &'static Handles {
+    static HANDLES: OnceLock<Handles> = OnceLock::new();
+    HANDLES.get_or_init(|| {
+        // The recorder must exist before handles are taken, or they would be no-ops forever.
+        metrics();
+        let class = |c: &'static str| metrics::counter!(REQUESTS, "class" => c);
+        Handles {
+            in_flight: metrics::gauge!(IN_FLIGHT),
+            duration: metrics::histogram!(REQUEST_DURATION),
+            requests: CLASSES.map(class),
+            token_cache: [
+                metrics::counter!(TOKEN_CACHE, "result" => "hit"),
+                metrics::counter!(TOKEN_CACHE, "result" => "miss"),
+            ],
+        }
+    })
+}
+
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
 pub fn request_started() {
-    metrics::gauge!(IN_FLIGHT).increment(1.0);
+    handles().in_flight.increment(1.0);
 }
 
 /// Writes the access-log line and the request metrics. Called once per request, when its
 /// response body ends.
 pub fn request_finished(record: &AccessRecord) {
     let elapsed = record.started.elapsed();
-    metrics::gauge!(IN_FLIGHT).decrement(1.0);
-    metrics::counter!(REQUESTS, "class" => status_class(record.status)).increment(1);
-    metrics::histogram!(REQUEST_DURATION).record(elapsed.as_secs_f64());
+    let handles = handles();
+    handles.in_flight.decrement(1.0);
+    handles.requests[status_class(record.status)].increment(1);
+    handles.duration.record(elapsed.as_secs_f64());
     tracing::info!(
         target: "gatehouse::access",
         method = %record.method,
@@ -134,14 +168,15 @@ fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-fn status_class(status: u16) -> &'static str {
+/// Index into [`CLASSES`].
+fn status_class(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "other",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        500..=599 => 4,
+        _ => 5,
     }
 }
 
@@ -166,8 +201,38 @@ pub fn connection_closed() {
     metrics::gauge!(CONNECTIONS).decrement(1.0);
 }
 
-pub fn decision(rule: &str, outcome: &'static str) {
-    metrics::counter!(DECISIONS, "rule" => rule.to_owned(), "outcome" => outcome).increment(1);
+/// The outcome of a route decision, for `gatehouse_decisions_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Allow = 0,
+    Unauthenticated = 1,
+    Forbidden = 2,
+}
+
+/// Counts a decision. Rule names are few and long-lived: their counters are resolved once and
+/// kept, so the hot path neither allocates the name nor searches the registry.
+pub fn decision(rule: &str, outcome: Outcome) {
+    static BY_RULE: OnceLock<ArcSwap<HashMap<String, [metrics::Counter; 3]>>> = OnceLock::new();
+    let cache = BY_RULE.get_or_init(|| ArcSwap::from_pointee(HashMap::new()));
+    if let Some(counters) = cache.load().get(rule) {
+        counters[outcome as usize].increment(1);
+        return;
+    }
+    metrics();
+    let counter =
+        |o: &'static str| metrics::counter!(DECISIONS, "rule" => rule.to_owned(), "outcome" => o);
+    let counters = [
+        counter("allow"),
+        counter("unauthenticated"),
+        counter("forbidden"),
+    ];
+    counters[outcome as usize].increment(1);
+    cache.rcu(|map| {
+        let mut map = HashMap::clone(map);
+        map.entry(rule.to_owned())
+            .or_insert_with(|| counters.clone());
+        map
+    });
 }
 
 pub fn jwks_fetched(issuer: &str, ok: bool) {
@@ -180,5 +245,5 @@ pub fn jwks_unknown_kid(issuer: &str) {
 }
 
 pub fn token_cache(hit: bool) {
-    metrics::counter!(TOKEN_CACHE, "result" => if hit { "hit" } else { "miss" }).increment(1);
+    handles().token_cache[usize::from(!hit)].increment(1);
 }
