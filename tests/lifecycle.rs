@@ -77,13 +77,7 @@ async fn sigterm_stops_accepting_and_drains_the_request_in_flight() {
 
     let status = gh.wait_exit(WAIT).await;
     assert_eq!(status.code(), Some(0), "{:#?}", gh.log_lines());
-    assert!(
-        gh.log_lines()
-            .iter()
-            .any(|l| l.contains("all connections drained")),
-        "{:#?}",
-        gh.log_lines()
-    );
+    gh.wait_for_log("all connections drained").await;
 }
 
 #[test]
@@ -374,11 +368,7 @@ async fn sighup_reloads_certificates_at_once() {
         }
     })
     .await;
-    assert!(
-        gh.log_lines()
-            .iter()
-            .any(|l| l.contains("reload requested"))
-    );
+    gh.wait_for_log("reload requested").await;
     let mut gh = gh;
     assert!(
         gh.child.try_wait().unwrap().is_none(),

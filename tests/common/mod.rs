@@ -362,6 +362,20 @@ impl Process {
     pub fn log_lines(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
+
+    /// Waits until a log line contains `needle`. The log is read by another thread, so a
+    /// line the process has written may not be here yet: never assert on it directly.
+    pub async fn wait_for_log(&self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !self.log_lines().iter().any(|l| l.contains(needle)) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no log line contains {needle:?}:\n{:#?}",
+                self.log_lines()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for Process {
