@@ -31,6 +31,10 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// `Upgrade` header), the upgrade is kept as exactly `Connection: upgrade` + `Upgrade: <value>`,
 /// and the value is returned so the caller knows to splice the connections.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    // Most messages carry none of these: one pass of cheap name comparisons, no hashing.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return None;
+    }
     let mut upgrade_requested = false;
     let mut named: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
@@ -72,17 +76,17 @@ pub fn single_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a
 
 /// Headers a client could use to lie about where a request came from or what it asked for.
 /// They are honoured only from trusted proxies; from anyone else they are removed.
-const FORWARDING_HEADERS: [&str; 10] = [
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-forwarded-uri",
-    "x-original-uri",
-    "x-original-url",
-    "x-real-ip",
+const FORWARDING_HEADERS: [HeaderName; 10] = [
+    header::FORWARDED,
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-uri"),
+    HeaderName::from_static("x-original-uri"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-real-ip"),
 ];
 
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -137,8 +141,8 @@ pub fn set_forwarded(
                 }
             }
         }
-    } else {
-        for name in FORWARDING_HEADERS {
+    } else if headers.keys().any(|name| FORWARDING_HEADERS.contains(name)) {
+        for name in &FORWARDING_HEADERS {
             headers.remove(name);
         }
     }

@@ -24,7 +24,7 @@ use activity::Activity;
 use arc_swap::ArcSwap;
 
 use crate::admin::{self, Readiness};
-use crate::auth::jwt::Verifier;
+use crate::auth::jwt::{TokenMemo, Verifier};
 use crate::config::{Config, ConfigErrors, Limits};
 use crate::headers::TrustedProxies;
 use crate::identity::IdentityHeaders;
@@ -451,11 +451,13 @@ async fn serve<IO>(
     let service = {
         let shared = shared.clone();
         let activity = activity.clone();
+        let memo = Arc::new(TokenMemo::default());
         hyper::service::service_fn(move |request| {
             let shared = shared.clone();
+            let memo = memo.clone();
             let active = activity.begin();
             async move {
-                let mut response = stack::handle(&shared.app, conn, request).await;
+                let mut response = stack::handle(&shared.app, conn, &memo, request).await;
                 response.body_mut().hold(active);
                 Ok::<_, Infallible>(response)
             }

@@ -12,7 +12,7 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
-use crate::auth::jwt::{self, Authenticated, TokenError, Verifier};
+use crate::auth::jwt::{self, Authenticated, TokenError, TokenMemo, Verifier};
 use crate::auth::{AuthMethod, Principal};
 use crate::body::{AccessRecord, Body, Metered};
 use crate::error::{Credential, ProxyError};
@@ -54,6 +54,7 @@ pub type ResponseBody = Metered<Body>;
 pub async fn handle(
     app: &App,
     conn: ConnInfo,
+    memo: &TokenMemo,
     mut request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     // 1. Identify and start recording first, so that every answer below, even a 400, carries
@@ -66,7 +67,7 @@ pub async fn handle(
     );
 
     let browser = app.dev_mode && accepts_html(&request);
-    let mut response = match admit(app, conn, &mut request, &request_id).await {
+    let mut response = match admit(app, conn, memo, &mut request, &request_id).await {
         Ok(Admit::Forward(forward)) => {
             // 10. Forward exactly what was checked.
             let started = Instant::now();
@@ -137,6 +138,7 @@ struct Caller {
 async fn admit(
     app: &App,
     conn: ConnInfo,
+    memo: &TokenMemo,
     request: &mut Request<Incoming>,
     request_id: &HeaderValue,
 ) -> Result<Admit, ProxyError> {
@@ -178,7 +180,7 @@ async fn admit(
     if let Some(login) = &app.login
         && let Some(name) = login.endpoint_name(&canonical)
     {
-        return endpoint(app, login, name, request, host_name.as_deref()).await;
+        return endpoint(app, memo, login, name, request, host_name.as_deref()).await;
     }
 
     // Forwarding headers describe this hop; client copies count only from trusted proxies.
@@ -217,7 +219,7 @@ async fn admit(
     };
 
     // 6. Authenticate as the rule asks. A public route never looks at credentials.
-    let caller = match authenticate(app, request, rule.auth).await {
+    let caller = match authenticate(app, memo, request, rule.auth).await {
         Ok(caller) => caller,
         Err(error) => {
             telemetry::decision(&rule.name, Outcome::Unauthenticated);
@@ -290,6 +292,7 @@ async fn admit(
 /// `Authorization` header is present and the session otherwise.
 async fn authenticate(
     app: &App,
+    memo: &TokenMemo,
     request: &Request<Incoming>,
     mode: AuthMode,
 ) -> Result<Caller, ProxyError> {
@@ -303,7 +306,7 @@ async fn authenticate(
     };
     if use_bearer {
         return Ok(Caller {
-            authenticated: bearer(app, request).await?,
+            authenticated: bearer(app, memo, request).await?,
             set_cookies: Vec::new(),
         });
     }
@@ -360,6 +363,7 @@ fn original_target(canonical: &str, request: &Request<Incoming>) -> String {
 /// The built-in endpoints under the login prefix.
 async fn endpoint(
     app: &App,
+    memo: &TokenMemo,
     login: &Login,
     name: &str,
     request: &Request<Incoming>,
@@ -382,7 +386,7 @@ async fn endpoint(
         "auth" => false,
         _ => return Ok(Admit::Answer(ProxyError::NotFound.into_response())),
     };
-    let caller = authenticate(app, request, AuthMode::Any).await?;
+    let caller = authenticate(app, memo, request, AuthMode::Any).await?;
     let response = match &caller.authenticated {
         Some(a) if userinfo => login::userinfo(&a.principal),
         Some(a) => login::auth_answer(&a.principal),
@@ -397,6 +401,7 @@ async fn endpoint(
 /// The bearer token of the request, verified; `None` when there is none.
 async fn bearer(
     app: &App,
+    memo: &TokenMemo,
     request: &Request<Incoming>,
 ) -> Result<Option<Authenticated>, ProxyError> {
     let token = match jwt::bearer_token(request.headers()) {
@@ -404,7 +409,7 @@ async fn bearer(
         Ok(None) => return Ok(None),
         Err(_) => return Err(ProxyError::Unauthenticated(Credential::Malformed)),
     };
-    match app.verifier.verify(token).await {
+    match app.verifier.verify_on(token, memo).await {
         Ok(authenticated) => Ok(Some(authenticated)),
         Err(TokenError::KeysUnavailable) => Err(ProxyError::KeysUnavailable),
         Err(why) => Err(ProxyError::Unauthenticated(Credential::Invalid(why))),

@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 
 use crate::body::AccessRecord;
 
@@ -35,20 +35,41 @@ pub enum LogFormat {
     Text,
 }
 
-/// Installs the global log subscriber. `RUST_LOG`, when set, wins over `level`. A second call
-/// (tests start many servers in one process) keeps the first subscriber.
+/// Installs the global log subscriber. `RUST_LOG`, when set, wins over `level`; both take a
+/// level or directives like `info,gatehouse=debug`. A second call (tests start many servers in
+/// one process) keeps the first subscriber.
 pub fn init_logging(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| parse_filter(&v).ok())
+        .or_else(|| parse_filter(level).ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
     };
+}
+
+/// Parses a log filter: a level (`info`) or directives (`warn,gatehouse=debug`).
+pub fn parse_filter(text: &str) -> Result<Targets, String> {
+    text.trim().parse::<Targets>().map_err(|e| e.to_string())
 }
 
 /// The process-wide Prometheus handle; the recorder is installed on first use.

@@ -69,6 +69,19 @@ struct Verified {
     pass_authorization: bool,
 }
 
+impl Verified {
+    fn authenticated(self) -> Authenticated {
+        Authenticated {
+            principal: self.principal,
+            pass_authorization: self.pass_authorization,
+        }
+    }
+}
+
+/// The last token verified on one connection (see [`Verifier::verify_on`]).
+#[derive(Debug, Default)]
+pub struct TokenMemo(std::sync::Mutex<Option<(Box<str>, Verified)>>);
+
 /// The outcome of a successful verification.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
@@ -154,18 +167,43 @@ impl Verifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Authenticated, TokenError> {
+        let now = (self.clock)();
+        self.verified(token, now).await.map(Verified::authenticated)
+    }
+
+    /// [`Verifier::verify`] for a request on a connection that remembers its last token: a
+    /// keep-alive client usually sends the same one again, and comparing it costs less than
+    /// hashing it for the shared cache.
+    pub async fn verify_on(
+        &self,
+        token: &str,
+        memo: &TokenMemo,
+    ) -> Result<Authenticated, TokenError> {
+        let now = (self.clock)();
+        if let Ok(last) = memo.0.lock()
+            && let Some((previous, verified)) = last.as_ref()
+            && **previous == *token
+            && verified.exp > now
+        {
+            telemetry::token_cache(true);
+            return Ok(verified.clone().authenticated());
+        }
+        let verified = self.verified(token, now).await?;
+        if let Ok(mut last) = memo.0.lock() {
+            *last = Some((token.into(), verified.clone()));
+        }
+        Ok(verified.authenticated())
+    }
+
+    async fn verified(&self, token: &str, now: u64) -> Result<Verified, TokenError> {
         if token.len() > self.max_bytes {
             return Err(TokenError::TooLarge);
         }
-        let now = (self.clock)();
         let digest = self.cache.as_ref().map(|_| hash(token));
         if let (Some(cache), Some(digest)) = (&self.cache, &digest) {
             if let Some(hit) = cache.get(digest).filter(|v| v.exp > now) {
                 telemetry::token_cache(true);
-                return Ok(Authenticated {
-                    principal: hit.principal,
-                    pass_authorization: hit.pass_authorization,
-                });
+                return Ok(hit);
             }
             telemetry::token_cache(false);
         }
@@ -173,10 +211,7 @@ impl Verifier {
         if let (Some(cache), Some(digest)) = (&self.cache, digest) {
             cache.insert(digest, verified.clone());
         }
-        Ok(Authenticated {
-            principal: verified.principal,
-            pass_authorization: verified.pass_authorization,
-        })
+        Ok(verified)
     }
 
     async fn verify_uncached(&self, token: &str, now: u64) -> Result<Verified, TokenError> {

@@ -418,7 +418,7 @@ impl Validator<'_> {
         let (level, at) = raw
             .level
             .map_or(("info".into(), UNKNOWN), |l| (l.value, l.referenced));
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
+        if let Err(e) = crate::telemetry::parse_filter(&level) {
             self.error(
                 &at,
                 "log.level",
