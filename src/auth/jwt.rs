@@ -174,11 +174,15 @@ impl Verifier {
     /// [`Verifier::verify`] for a request on a connection that remembers its last token: a
     /// keep-alive client usually sends the same one again, and comparing it costs less than
     /// hashing it for the shared cache.
+    /// With the cache turned off (`tokens.cache_size: 0`) nothing is remembered here either.
     pub async fn verify_on(
         &self,
         token: &str,
         memo: &TokenMemo,
     ) -> Result<Authenticated, TokenError> {
+        if self.cache.is_none() {
+            return self.verify(token).await;
+        }
         let now = (self.clock)();
         if let Ok(last) = memo.0.lock()
             && let Some((previous, verified)) = last.as_ref()
