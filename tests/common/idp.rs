@@ -3,7 +3,6 @@
 //! mutable set of public keys. It counts the requests it gets, can answer every request with an
 //! error status, can stop listening altogether, and can send `Cache-Control: max-age`.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,12 +10,10 @@ use std::sync::{Arc, Mutex};
 use gatehouse::auth::signing::Signer;
 use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
-use super::{BoxBody, full};
+use super::{BoxBody, TestServer, full};
 
 #[derive(Default)]
 struct State {
@@ -27,14 +24,12 @@ struct State {
     max_age: Mutex<Option<u64>>,
     discovery_requests: AtomicUsize,
     jwks_requests: AtomicUsize,
-    /// Open connections, aborted by [`Idp::stop`].
-    connections: Mutex<Vec<JoinHandle<()>>>,
 }
 
 pub struct Idp {
     pub addr: SocketAddr,
     state: Arc<State>,
-    accept: JoinHandle<()>,
+    server: TestServer,
 }
 
 impl Idp {
@@ -45,32 +40,15 @@ impl Idp {
         let state = Arc::new(State::default());
         *state.keys.lock().unwrap() = signers.iter().map(|s| s.jwk()).collect();
         let issuer = format!("http://{addr}");
-        let shared = state.clone();
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = shared.clone();
-                let issuer = issuer.clone();
-                let connection = tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let response = answer(&state, &issuer, &request);
-                        async move { Ok::<_, Infallible>(response) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-                let mut connections = shared.connections.lock().unwrap();
-                connections.retain(|c| !c.is_finished());
-                connections.push(connection);
-            }
+        let handler_state = state.clone();
+        let server = TestServer::start(listener, move |request: Request<Incoming>| {
+            let response = answer(&handler_state, &issuer, &request);
+            async move { response }
         });
         Self {
             addr,
             state,
-            accept,
+            server,
         }
     }
 
@@ -124,10 +102,7 @@ impl Idp {
 
     /// Stops listening and closes every open connection: from now on connections are refused.
     pub fn stop(&self) {
-        self.accept.abort();
-        for connection in self.state.connections.lock().unwrap().drain(..) {
-            connection.abort();
-        }
+        self.server.stop();
     }
 }
 

@@ -211,6 +211,66 @@ impl Drop for Upstream {
     }
 }
 
+/// A plain HTTP/1.1 test server (the test IdPs) that can be stopped hard: `stop` closes the
+/// listener and every open connection, so from then on the server is simply unreachable.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    accept: tokio::task::JoinHandle<()>,
+    connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl TestServer {
+    /// Serves `listener` with `handler` until stopped.
+    pub fn start<F, Fut>(listener: TcpListener, handler: F) -> Self
+    where
+        F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<BoxBody>> + Send + 'static,
+    {
+        let addr = listener.local_addr().unwrap();
+        let connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let tracked = connections.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let handler = handler.clone();
+                let connection = tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let answer = handler(request);
+                        async move { Ok::<_, Infallible>(answer.await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+                let mut connections = tracked.lock().unwrap();
+                connections.retain(|c| !c.is_finished());
+                connections.push(connection);
+            }
+        });
+        Self {
+            addr,
+            accept,
+            connections,
+        }
+    }
+
+    /// Stops listening and closes every open connection: from now on connections are refused.
+    pub fn stop(&self) {
+        self.accept.abort();
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Starts an upstream whose answers come from `handler`.
 pub async fn upstream<F, Fut>(handler: F) -> Upstream
 where

@@ -9,7 +9,6 @@
 //! instead of a code.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,15 +19,13 @@ use gatehouse::auth::signing::Signer;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use jsonwebtoken::Algorithm;
 use oauth2::url::{Url, form_urlencoded};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-use super::{BoxBody, full};
+use super::{BoxBody, TestServer, full};
 
 /// The client Gatehouse is registered as.
 pub const CLIENT_ID: &str = "gatehouse";
@@ -105,13 +102,12 @@ struct State {
     logouts: Mutex<Vec<HashMap<String, String>>>,
     code_exchanges: AtomicUsize,
     refreshes: AtomicUsize,
-    connections: Mutex<Vec<JoinHandle<()>>>,
 }
 
 pub struct OidcIdp {
     pub addr: SocketAddr,
     state: Arc<State>,
-    accept: JoinHandle<()>,
+    server: TestServer,
 }
 
 impl OidcIdp {
@@ -136,33 +132,16 @@ impl OidcIdp {
             logouts: Mutex::new(Vec::new()),
             code_exchanges: AtomicUsize::new(0),
             refreshes: AtomicUsize::new(0),
-            connections: Mutex::new(Vec::new()),
         });
-        let shared = state.clone();
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = shared.clone();
-                let connection = tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(answer(&state, request).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-                let mut connections = shared.connections.lock().unwrap();
-                connections.retain(|c| !c.is_finished());
-                connections.push(connection);
-            }
+        let handler_state = state.clone();
+        let server = TestServer::start(listener, move |request: Request<Incoming>| {
+            let state = handler_state.clone();
+            async move { answer(&state, request).await }
         });
         Self {
             addr,
             state,
-            accept,
+            server,
         }
     }
 
@@ -252,10 +231,7 @@ impl OidcIdp {
     }
 
     pub fn stop(&self) {
-        self.accept.abort();
-        for connection in self.state.connections.lock().unwrap().drain(..) {
-            connection.abort();
-        }
+        self.server.stop();
     }
 }
 
