@@ -290,6 +290,8 @@ pub struct Upstream {
     pub timeout: Duration,
     pub pool_idle_timeout: Duration,
     pub pool_max_idle: usize,
+    /// Upgrade protocols forwarded to the app, lower-cased (never `h2c`).
+    pub upgrades: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

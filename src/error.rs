@@ -8,6 +8,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use crate::auth::jwt::TokenError;
 
 use crate::body::{self, Body};
+use crate::framing::FramingError;
 use crate::path::PathError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +34,12 @@ pub enum ProxyError {
     /// The client sent something we refuse to interpret.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The request's framing or target can be read more than one way (see `framing`).
+    #[error("bad framing: {0}")]
+    Framing(FramingError),
+    /// The request body broke its framing on the way (a bad chunk, a short HTTP/2 stream).
+    #[error("bad request body")]
+    BadBody,
     /// The path has no single safe spelling (see `path`).
     #[error("bad path: {0}")]
     BadPath(PathError),
@@ -73,7 +80,10 @@ impl ProxyError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::BadRequest(_) | Self::BadPath(_) => StatusCode::BAD_REQUEST,
+            Self::Framing(why) if why.not_implemented() => StatusCode::NOT_IMPLEMENTED,
+            Self::BadRequest(_) | Self::BadPath(_) | Self::Framing(_) | Self::BadBody => {
+                StatusCode::BAD_REQUEST
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpstreamConnect | Self::UpstreamProtocol => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -93,6 +103,8 @@ impl ProxyError {
             Self::HeadersTooLarge => "headers_too_large",
             Self::BadRequest(_) => "bad_request",
             Self::BadPath(_) => "bad_path",
+            Self::Framing(_) => "bad_framing",
+            Self::BadBody => "bad_body",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UpstreamConnect => "upstream_connect",
             Self::UpstreamTimeout => "upstream_timeout",
@@ -119,6 +131,8 @@ impl ProxyError {
             Self::HeadersTooLarge => "too many header fields".to_owned(),
             Self::BadRequest(why) => (*why).to_owned(),
             Self::BadPath(why) => why.to_string(),
+            Self::Framing(why) => why.to_string(),
+            Self::BadBody => "the request body is not validly framed".to_owned(),
             Self::MethodNotAllowed => "this method is not served here".to_owned(),
             Self::UpstreamConnect | Self::UpstreamProtocol => {
                 "the application is not answering".to_owned()
@@ -142,6 +156,27 @@ impl ProxyError {
                 self.message().replace('"', "'")
             )),
             _ => None,
+        }
+    }
+
+    /// After this answer nothing more is read from the connection: a message we could not
+    /// delimit leaves the rest of the byte stream meaningless (RFC 9112 §6.3, §9.6).
+    pub fn closes_connection(&self) -> bool {
+        match self {
+            Self::Framing(_) | Self::BadBody => true,
+            Self::Unauthenticated(_)
+            | Self::Forbidden { .. }
+            | Self::NoRoute
+            | Self::KeysUnavailable
+            | Self::NotFound
+            | Self::HeadersTooLarge
+            | Self::BadRequest(_)
+            | Self::BadPath(_)
+            | Self::MethodNotAllowed
+            | Self::UpstreamConnect
+            | Self::UpstreamTimeout
+            | Self::UpstreamProtocol
+            | Self::Internal => false,
         }
     }
 

@@ -13,8 +13,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 /// Headers that describe one connection and must never be forwarded (RFC 9110 §7.6.1), plus
-/// the historical ones that proxies still see (`Proxy-Connection`, `Keep-Alive`).
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// the historical ones that proxies still see (`Proxy-Connection`, `Keep-Alive`) and the
+/// settings of an `h2c` upgrade (`HTTP2-Settings`, RFC 7540 §3.2.1), which is never forwarded.
+pub const HOP_BY_HOP: [HeaderName; 10] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
@@ -24,6 +25,7 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    HeaderName::from_static("http2-settings"),
 ];
 
 /// Removes hop-by-hop headers and every header named in `Connection` (in any case), in either
@@ -63,6 +65,20 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
         headers.insert(header::UPGRADE, protocol.clone());
     }
     upgrade
+}
+
+/// Whether `text` is one upgrade protocol (RFC 9110 §7.8): a token, optionally `/version`.
+pub fn is_upgrade_token(text: &str) -> bool {
+    let token = |part: &str| !part.is_empty() && part.bytes().all(is_tchar);
+    match text.split_once('/') {
+        Some((name, version)) => token(name) && token(version),
+        None => token(text),
+    }
+}
+
+/// A token character (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// The value of a header that must appear at most once; `None` when absent or repeated.

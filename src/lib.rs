@@ -10,6 +10,7 @@
 //! | `server`    | listeners, connection limits, HTTP/1+2 serving, shutdown     |
 //! | `stack`     | the per-request pipeline, in lifecycle order                 |
 //! | `headers`   | hop-by-hop removal, `X-Forwarded-*`, request ids             |
+//! | `framing`   | HTTP/1.1 and HTTP/2 framing rules hyper leaves to us         |
 //! | `path`      | the canonical request path                                   |
 //! | `html`      | escaping and the frame of the pages shown to people          |
 //! | `identity`  | stripping spoofed identity headers, injecting ours           |
@@ -38,6 +39,7 @@ pub mod devcerts;
 pub mod devissuer;
 pub mod devmode;
 pub mod error;
+pub mod framing;
 pub mod headers;
 pub mod html;
 pub mod identity;

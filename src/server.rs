@@ -30,9 +30,10 @@ use crate::headers::TrustedProxies;
 use crate::identity::IdentityHeaders;
 use crate::login::Login;
 use crate::policy::{self, Policy};
+use crate::proxy::Slot;
 use crate::proxy::Upstream;
 use crate::reload::{self as file_reload, FileWatch};
-use crate::stack::{self, App, ConnInfo};
+use crate::stack::{self, App, ConnInfo, Connection};
 use crate::telemetry;
 use crate::tls::{self, CertStore};
 
@@ -162,10 +163,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     background.push(watch_policy(&config, policy.clone(), &reload));
     background.push(telemetry::spawn_upkeep());
     let login = start_login(&config, &verifier, &readiness, &mut background)?;
+    // Upgraded tunnels run outside any HTTP connection; this tells them when the drain is over.
+    let (close_tunnels, tunnels_closing) = watch::channel(false);
 
     let shared = Arc::new(Shared {
         app: App {
-            upstream: Upstream::new(&config.upstream),
+            upstream: Upstream::new(&config.upstream, tunnels_closing),
             trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             policy,
             verifier,
@@ -230,6 +233,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         } else {
             tracing::warn!(timeout = ?drain_timeout, "drain timeout reached; closing remaining connections");
         }
+        let _ = close_tunnels.send(true);
         if let Some(task) = cert_watch {
             task.abort();
         }
@@ -410,7 +414,8 @@ async fn accept(
         let shutdown = shutdown.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            // Shared with the requests of the connection: an upgraded tunnel keeps it.
+            let slot: Slot = Arc::new(permit);
             telemetry::connection_opened();
             let conn = ConnInfo { peer, scheme };
             match acceptor {
@@ -418,7 +423,7 @@ async fn accept(
                     match tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream))
                         .await
                     {
-                        Ok(Ok(tls)) => serve(tls, conn, &shared, shutdown).await,
+                        Ok(Ok(tls)) => serve(tls, conn, slot, &shared, shutdown).await,
                         Ok(Err(e)) => {
                             telemetry::tls_handshake_failed("error");
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -429,7 +434,7 @@ async fn accept(
                         }
                     }
                 }
-                None => serve(stream, conn, &shared, shutdown).await,
+                None => serve(stream, conn, slot, &shared, shutdown).await,
             }
             telemetry::connection_closed();
         });
@@ -442,22 +447,28 @@ async fn accept(
 async fn serve<IO>(
     io: IO,
     conn: ConnInfo,
+    slot: Slot,
     shared: &Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Activity::new();
+    let peer = conn.peer;
     let service = {
         let shared = shared.clone();
         let activity = activity.clone();
-        let memo = Arc::new(TokenMemo::default());
+        let connection = Arc::new(Connection {
+            info: conn,
+            memo: TokenMemo::default(),
+            slot,
+        });
         hyper::service::service_fn(move |request| {
             let shared = shared.clone();
-            let memo = memo.clone();
+            let connection = connection.clone();
             let active = activity.begin();
             async move {
-                let mut response = stack::handle(&shared.app, conn, &memo, request).await;
+                let mut response = stack::handle(&shared.app, &connection, request).await;
                 response.body_mut().hold(active);
                 Ok::<_, Infallible>(response)
             }
@@ -472,7 +483,7 @@ async fn serve<IO>(
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
-                    tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
                 break;
             }

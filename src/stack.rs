@@ -16,13 +16,14 @@ use crate::auth::jwt::{self, Authenticated, TokenError, TokenMemo, Verifier};
 use crate::auth::{AuthMethod, Principal};
 use crate::body::{AccessRecord, Body, Metered};
 use crate::error::{Credential, ProxyError};
+use crate::framing;
 use crate::headers::{self, TrustedProxies, X_REQUEST_ID};
 use crate::html;
 use crate::identity::IdentityHeaders;
 use crate::login::{self, Login, SessionState};
 use crate::path;
 use crate::policy::{AuthMode, Decision, DefaultAction, OnUnauthenticated, Policy, Route, Rule};
-use crate::proxy::Upstream;
+use crate::proxy::{Slot, Upgrade, Upstream};
 use crate::telemetry::{self, Outcome};
 
 /// Everything a request needs that lives as long as the server.
@@ -49,12 +50,21 @@ pub struct ConnInfo {
     pub scheme: &'static str,
 }
 
+/// What lives as long as one client connection, shared by its requests.
+#[derive(Debug)]
+pub struct Connection {
+    pub info: ConnInfo,
+    /// The last token verified on this connection.
+    pub memo: TokenMemo,
+    /// The connection's place under `limits.max_connections`; a tunnel keeps it.
+    pub slot: Slot,
+}
+
 pub type ResponseBody = Metered<Body>;
 
 pub async fn handle(
     app: &App,
-    conn: ConnInfo,
-    memo: &TokenMemo,
+    conn: &Connection,
     mut request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     // 1. Identify and start recording first, so that every answer below, even a 400, carries
@@ -67,7 +77,8 @@ pub async fn handle(
     );
 
     let browser = app.dev_mode && accepts_html(&request);
-    let mut response = match admit(app, conn, memo, &mut request, &request_id).await {
+    let version = request.version();
+    let mut response = match admit(app, conn, &mut request, &request_id).await {
         Ok(Admit::Forward(forward)) => {
             // 10. Forward exactly what was checked.
             let started = Instant::now();
@@ -93,7 +104,7 @@ pub async fn handle(
                                 error == ProxyError::UpstreamTimeout,
                             )
                         }
-                        error => error.into_response(),
+                        error => refusal(error, version),
                     }
                 }
             };
@@ -102,13 +113,26 @@ pub async fn handle(
         }
         // 4 and 8. Built-in endpoints and refusals answer here, never upstream.
         Ok(Admit::Answer(response)) => response,
-        Err(error) => error.into_response(),
+        Err(error) => refusal(error, version),
     };
 
     // 11. Record: the id goes back to the client; the log line is written when the body ends.
     response.headers_mut().insert(X_REQUEST_ID, request_id);
     record.status = response.status().as_u16();
     response.map(|body| Metered::new(body, record))
+}
+
+/// The answer to a refused request. When the refusal means the rest of an HTTP/1 connection
+/// cannot be read safely, the answer says so and hyper closes the connection after it.
+fn refusal(error: ProxyError, version: http::Version) -> Response<Body> {
+    let close = error.closes_connection() && version < http::Version::HTTP_2;
+    let mut response = error.into_response();
+    if close {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// What the checks decided.
@@ -122,7 +146,7 @@ enum Admit {
 struct Forward {
     path: PathAndQuery,
     host: Option<HeaderValue>,
-    upgrade: bool,
+    upgrade: Option<Upgrade>,
     /// Cookies to set on the answer (a refreshed session).
     set_cookies: Vec<HeaderValue>,
 }
@@ -137,15 +161,19 @@ struct Caller {
 /// Steps 2 to 9: everything that decides whether and how the request goes upstream.
 async fn admit(
     app: &App,
-    conn: ConnInfo,
-    memo: &TokenMemo,
+    conn: &Connection,
     request: &mut Request<Incoming>,
     request_id: &HeaderValue,
 ) -> Result<Admit, ProxyError> {
-    // 2. Hygiene, before anything reads the headers: hop-by-hop headers and everything named
-    //    in `Connection` go first (so `Connection: X-User-Id` cannot remove what we inject
-    //    later), then every client spelling of our identity headers.
-    let upgrade = headers::remove_hop_by_hop(request.headers_mut()).is_some();
+    let memo = &conn.memo;
+    // 2. Framing first, while the headers are as the client sent them: a request whose length
+    //    or target can be read two ways is refused before any header is removed or trusted.
+    //    Then hygiene: hop-by-hop headers and everything named in `Connection` go (so
+    //    `Connection: X-User-Id` cannot remove what we inject later), an upgrade survives only
+    //    if it is allowed, and every client spelling of our identity headers is removed.
+    let host = framing::check(request).map_err(ProxyError::Framing)?;
+    let requested = headers::remove_hop_by_hop(request.headers_mut());
+    let upgrade = app.upstream.admit_upgrade(request, requested, &conn.slot);
     app.identity.strip_spoofed(request.headers_mut());
     if request.headers().len() > app.max_headers {
         return Err(ProxyError::HeadersTooLarge);
@@ -162,15 +190,6 @@ async fn admit(
         return Err(ProxyError::BadRequest("the request target must be a path"));
     }
     let canonical = path::canonicalize(request.uri().path()).map_err(ProxyError::BadPath)?;
-    let host = match request.uri().authority() {
-        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
-        None => {
-            if request.headers().get_all(header::HOST).iter().count() > 1 {
-                return Err(ProxyError::BadRequest("more than one Host header"));
-            }
-            request.headers().get(header::HOST).cloned()
-        }
-    };
     let host_name = host
         .as_ref()
         .and_then(|h| h.to_str().ok())
@@ -186,8 +205,8 @@ async fn admit(
     // Forwarding headers describe this hop; client copies count only from trusted proxies.
     headers::set_forwarded(
         request.headers_mut(),
-        conn.peer.ip(),
-        conn.scheme,
+        conn.info.peer.ip(),
+        conn.info.scheme,
         host.clone(),
         &app.trusted_proxies,
     );
@@ -422,7 +441,7 @@ fn forward(
     request: &mut Request<Incoming>,
     canonical: String,
     host: Option<HeaderValue>,
-    upgrade: bool,
+    upgrade: Option<Upgrade>,
     principal: Option<&Principal>,
     set_cookies: Vec<HeaderValue>,
 ) -> Result<Forward, ProxyError> {

@@ -225,6 +225,10 @@ pub struct RawUpstream {
     pub pool_idle_timeout: Option<S<String>>,
     /// Idle connections kept in the pool. Default `64`.
     pub pool_max_idle: Option<S<usize>>,
+    /// Protocols a client may switch to (`Upgrade`), spliced to the app after its `101`.
+    /// Default `[websocket]`; `[]` forwards no upgrade. `h2c` can never be listed: a tunnel
+    /// to the app's HTTP/2 would carry requests that no policy checks.
+    pub upgrades: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -334,7 +334,35 @@ impl Validator<'_> {
                 Duration::from_secs(90),
             ),
             pool_max_idle: self.number(raw.pool_max_idle, "upstream.pool_max_idle", 0, 64),
+            upgrades: self.upgrades(raw.upgrades),
         }
+    }
+
+    /// `upstream.upgrades`: protocol tokens (RFC 9110 §7.8), never `h2c`.
+    fn upgrades(&mut self, raw: Option<Vec<Spanned<String>>>) -> Vec<String> {
+        let Some(raw) = raw else {
+            return vec!["websocket".to_owned()];
+        };
+        let mut upgrades = Vec::new();
+        for (i, protocol) in raw.iter().enumerate() {
+            let field = format!("upstream.upgrades[{i}]");
+            let lower = protocol.value.trim().to_ascii_lowercase();
+            let name = lower.split('/').next().unwrap_or_default();
+            if name == "h2c" || name == "h2" {
+                let message = "`h2c` cannot be forwarded: after the app's `101` the client would \
+                               speak HTTP/2 straight to the app, past every policy";
+                self.error(&protocol.referenced, &field, message);
+            } else if !crate::headers::is_upgrade_token(&lower) {
+                let message = format!(
+                    "`{}` is not a protocol name like `websocket`",
+                    protocol.value
+                );
+                self.error(&protocol.referenced, &field, message);
+            } else if !upgrades.contains(&lower) {
+                upgrades.push(lower);
+            }
+        }
+        upgrades
     }
 
     pub(super) fn upstream_target(&mut self, url: &Spanned<String>) -> Option<UpstreamTarget> {

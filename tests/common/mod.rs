@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod idp;
 pub mod oidc_idp;
+pub mod raw;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
