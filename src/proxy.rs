@@ -245,7 +245,9 @@ impl<B: HttpBody<Data = Bytes>> HttpBody for SignalEnd<B> {
             Poll::Ready(Some(Err(_))) => Some(BodyEnd::Failed),
             _ => None,
         };
-        if let (Some(end), Some(sent)) = (end, this.sent.take()) {
+        if let Some(end) = end
+            && let Some(sent) = this.sent.take()
+        {
             let _ = sent.send(end);
         }
         polled

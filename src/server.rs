@@ -3,6 +3,7 @@
 //! shutdown. Each request is handed to [`stack::handle`].
 
 mod activity;
+mod linger;
 
 use std::convert::Infallible;
 use std::io;
@@ -20,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use activity::ActiveRequest;
 use activity::Activity;
+use linger::Lingering;
 
 use arc_swap::ArcSwap;
 
@@ -410,6 +412,8 @@ async fn accept(
             }
         };
         let _ = stream.set_nodelay(true);
+        // Closed gracefully when dropped, so that a last refusal reaches the client.
+        let stream = Lingering::new(stream);
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         let acceptor = acceptor.clone();
