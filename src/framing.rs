@@ -81,6 +81,9 @@ pub fn check<B>(request: &Request<B>) -> Result<Option<HeaderValue>, FramingErro
         }
     }
     match (target, host) {
+        // User information in the authority is deprecated and never a host (RFC 9110 §4.2.4,
+        // RFC 9113 §8.3.1).
+        (Some(target), _) if target.as_str().contains('@') => Err(FramingError::BadHost),
         (Some(target), _) => HeaderValue::from_str(target.as_str())
             .map(Some)
             .map_err(|_| FramingError::BadHost),
@@ -208,6 +211,8 @@ mod tests {
         assert_eq!(check(&absolute).unwrap().unwrap(), "app.example");
         let http10 = request(Version::HTTP_10, "/x", &[]);
         assert_eq!(check(&http10), Ok(None));
+        let userinfo = request(Version::HTTP_11, "http://user@app.example/x", &[]);
+        assert_eq!(check(&userinfo), Err(FramingError::BadHost));
     }
 
     #[test]
