@@ -6,6 +6,7 @@
 pub mod jwks;
 pub mod jwt;
 pub mod signing;
+pub mod unique;
 
 use std::sync::Arc;
 

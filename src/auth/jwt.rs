@@ -346,13 +346,19 @@ pub async fn verify_signed(
     Ok((payload, exp))
 }
 
+/// A base64url JSON object of a token: the header or the claims. A member name given twice,
+/// at any depth, makes the token malformed.
 fn decode_object(part: &str) -> Result<Map<String, Value>, TokenError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| TokenError::Malformed)?;
-    match serde_json::from_slice(&bytes) {
+    match super::unique::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(TokenError::Malformed),
+        Ok(_) => Err(TokenError::Malformed),
+        Err(error) => {
+            tracing::debug!(%error, "token refused: its header or claims are not one JSON object with distinct member names");
+            Err(TokenError::Malformed)
+        }
     }
 }
 
