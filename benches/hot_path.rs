@@ -21,7 +21,7 @@ use gatehouse::config::{
     DEFAULT_ALGORITHMS, IdentitySettings, IssuerSettings, JwksSettings, JwksSource, TokenSettings,
 };
 use gatehouse::headers::{self, TrustedProxies};
-use gatehouse::identity::IdentityHeaders;
+use gatehouse::identity::{IdentityHeaders, IdentityRules};
 use gatehouse::path;
 use gatehouse::policy::{self, Route};
 use http::Method;
@@ -101,6 +101,7 @@ fn verifier(rt: &tokio::runtime::Runtime, settings: &IssuerSettings, cache_size:
     let verifier = Verifier::new(
         std::slice::from_ref(settings),
         tokens,
+        IdentityRules::default(),
         reqwest::Client::new(),
     );
     for jwks in verifier.key_sets() {

@@ -6,6 +6,7 @@
 pub mod jwks;
 pub mod jwt;
 pub mod signing;
+pub mod unique;
 
 use std::sync::Arc;
 
@@ -38,6 +39,19 @@ pub struct ClaimMapping {
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
     pub email: String,
+    pub roles_string: RolesString,
+}
+
+/// What a roles claim that is one string, not an array, means (`claims.roles_string`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RolesString {
+    /// A wrong type, refused like any other.
+    #[default]
+    Reject,
+    /// Roles separated by commas or whitespace; empty pieces are dropped.
+    Split,
+    /// The whole string is one role.
+    Single,
 }
 
 impl Default for ClaimMapping {
@@ -47,6 +61,7 @@ impl Default for ClaimMapping {
             roles: vec!["roles".into()],
             scopes: vec!["scope".into(), "scp".into()],
             email: "email".into(),
+            roles_string: RolesString::Reject,
         }
     }
 }
@@ -58,11 +73,18 @@ pub enum ClaimError {
     Subject(String),
     #[error("claim `{0}` must be a string or an array of strings")]
     WrongType(String),
+    #[error("claim `{0}` must be an array of strings (see `claims.roles_string`)")]
+    RolesNotArray(String),
+    #[error("claim `{0}` must be a string")]
+    NotString(String),
 }
 
 impl ClaimMapping {
     /// Builds a principal from verified claims. Wrong types are errors, not empty lists: a
     /// token whose roles claim is an object is malformed, and malformed tokens are refused.
+    /// Roles must be an array of strings unless `roles_string` says what one string means;
+    /// scopes may be the OAuth space-separated string. The values are not checked here for
+    /// what the identity headers can carry: `identity::IdentityRules` does that.
     pub fn principal(
         &self,
         claims: Value,
@@ -75,15 +97,16 @@ impl ClaimMapping {
         };
         let mut roles = Vec::new();
         for path in &self.roles {
-            roles.extend(strings(&claims, path, false)?);
+            roles.extend(self.roles_at(&claims, path)?);
         }
         let mut scopes = Vec::new();
         for path in &self.scopes {
-            scopes.extend(strings(&claims, path, true)?);
+            scopes.extend(strings(&claims, path)?);
         }
         let email = match lookup(&claims, &self.email) {
+            None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
-            _ => None,
+            Some(_) => return Err(ClaimError::NotString(self.email.clone())),
         };
         Ok(Principal {
             subject,
@@ -97,15 +120,30 @@ impl ClaimMapping {
     }
 }
 
-/// A list of strings at `path`: an array of strings, or one string (split on spaces when
-/// `space_separated`, as OAuth `scope` is). Absent means empty.
-fn strings(claims: &Value, path: &str, space_separated: bool) -> Result<Vec<String>, ClaimError> {
+impl ClaimMapping {
+    /// The roles at `path`: an array of strings, or one string as `roles_string` says.
+    fn roles_at(&self, claims: &Value, path: &str) -> Result<Vec<String>, ClaimError> {
+        match (lookup(claims, path), self.roles_string) {
+            (Some(Value::String(_)), RolesString::Reject) => {
+                Err(ClaimError::RolesNotArray(path.to_owned()))
+            }
+            (Some(Value::String(s)), RolesString::Split) => Ok(s
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect()),
+            (Some(Value::String(s)), RolesString::Single) => Ok(vec![s.clone()]),
+            _ => strings(claims, path),
+        }
+    }
+}
+
+/// A list of strings at `path`: an array of strings, or one string split on whitespace (as
+/// OAuth `scope` is). Absent means empty.
+fn strings(claims: &Value, path: &str) -> Result<Vec<String>, ClaimError> {
     match lookup(claims, path) {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) if space_separated => {
-            Ok(s.split_whitespace().map(str::to_owned).collect())
-        }
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::String(s)) => Ok(s.split_whitespace().map(str::to_owned).collect()),
         Some(Value::Array(items)) => items
             .iter()
             .map(|item| match item {
@@ -140,7 +178,7 @@ mod tests {
         };
         let claims = json!({
             "sub": "alice", "email": "a@example.com",
-            "realm_access": {"roles": ["admin", "dev"]}, "groups": "ops",
+            "realm_access": {"roles": ["admin", "dev"]}, "groups": ["ops"],
             "scope": "orders:read orders:write"
         });
         let p = mapping
@@ -176,6 +214,60 @@ mod tests {
         assert!(m.principal(mixed, "i", AuthMethod::Bearer).is_err());
         for sub in [json!({}), json!({"sub": ""}), json!({"sub": 42})] {
             assert!(m.principal(sub, "i", AuthMethod::Bearer).is_err());
+        }
+        let email = json!({"sub": "x", "email": ["a@example.com"]});
+        assert_eq!(
+            m.principal(email, "i", AuthMethod::Bearer),
+            Err(ClaimError::NotString("email".into()))
+        );
+        let no_email = json!({"sub": "x", "email": null});
+        assert_eq!(
+            m.principal(no_email, "i", AuthMethod::Bearer)
+                .unwrap()
+                .email,
+            None
+        );
+    }
+
+    #[test]
+    fn one_roles_string_means_what_roles_string_says() {
+        let claims = json!({"sub": "x", "roles": " admin, dev ops,,", "scope": "a b"});
+        let with = |roles_string| ClaimMapping {
+            roles_string,
+            ..ClaimMapping::default()
+        };
+        let roles = |roles_string| {
+            with(roles_string)
+                .principal(claims.clone(), "i", AuthMethod::Bearer)
+                .map(|p| p.roles)
+        };
+        assert_eq!(
+            roles(RolesString::Reject),
+            Err(ClaimError::RolesNotArray("roles".into()))
+        );
+        assert_eq!(roles(RolesString::Split).unwrap(), ["admin", "dev", "ops"]);
+        assert_eq!(roles(RolesString::Single).unwrap(), [" admin, dev ops,,"]);
+        // Arrays and absent claims are the same under every setting; scopes keep their string.
+        for setting in [RolesString::Reject, RolesString::Split, RolesString::Single] {
+            let p = with(setting)
+                .principal(
+                    json!({"sub": "x", "roles": ["a b"], "scope": "s t"}),
+                    "i",
+                    AuthMethod::Bearer,
+                )
+                .unwrap();
+            assert_eq!(p.roles, ["a b"]);
+            assert_eq!(p.scopes, ["s", "t"]);
+            let p = with(setting)
+                .principal(json!({"sub": "x"}), "i", AuthMethod::Bearer)
+                .unwrap();
+            assert!(p.roles.is_empty());
+            let wrong = json!({"sub": "x", "roles": 1});
+            assert!(
+                with(setting)
+                    .principal(wrong, "i", AuthMethod::Bearer)
+                    .is_err()
+            );
         }
     }
 }

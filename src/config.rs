@@ -197,6 +197,17 @@ pub struct IdentitySettings {
     pub email: Option<HeaderName>,
     pub scopes: Option<HeaderName>,
     pub oauth2_proxy: bool,
+    pub list_format: ListFormat,
+}
+
+/// How the roles and scopes headers hold a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListFormat {
+    /// Roles comma-joined, scopes space-joined; items that hold the separator are refused.
+    #[default]
+    Csv,
+    /// A compact JSON array of strings.
+    Json,
 }
 
 impl Default for IdentitySettings {
@@ -207,6 +218,7 @@ impl Default for IdentitySettings {
             email: None,
             scopes: None,
             oauth2_proxy: false,
+            list_format: ListFormat::Csv,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! Depends on `auth` (the one token verifier, for ID tokens too) and `config`; never on the
 //! server or the proxy.
 
+mod answers;
 mod cookie;
 mod dev;
 mod oidc;
@@ -28,7 +29,9 @@ use crate::auth::jwt::{Expectations, TokenError, system_clock, verify_signed};
 use crate::auth::{AuthMethod, Principal};
 use crate::body::{self, Body};
 use crate::config::{JwksSettings, JwksSource, LoginSettings, SessionSettings};
+use crate::identity::{IdentityError, IdentityRules};
 use crate::secret::Secret;
+pub use answers::{auth_answer, userinfo};
 pub use cookie::{SealError, Sealer};
 pub use dev::DevUser;
 pub use oidc::{FlowSecrets, Provider, ProviderError};
@@ -114,6 +117,8 @@ pub struct Login {
     sealer: Sealer,
     backend: Backend,
     redirects: RedirectPolicy,
+    /// What a session's identity must satisfy, at login and at every restore.
+    rules: IdentityRules,
     refreshes: Mutex<HashMap<String, (tokio::time::Instant, RefreshCell)>>,
     clock: fn() -> u64,
 }
@@ -127,11 +132,13 @@ impl std::fmt::Debug for Login {
 }
 
 impl Login {
-    /// Sets up login. `jwks` is the issuer's key cache when it is also a bearer issuer (one
-    /// cache per issuer); otherwise a new one is made (run it with [`Login::jwks`]).
+    /// Sets up login; sessions must pass `rules`. `jwks` is the issuer's key cache when it is
+    /// also a bearer issuer (one cache per issuer); otherwise a new one is made (run it with
+    /// [`Login::jwks`]).
     pub fn new(
         settings: LoginSettings,
         session: SessionSettings,
+        rules: IdentityRules,
         jwks: Option<Arc<Jwks>>,
         http: reqwest::Client,
     ) -> Result<Self, String> {
@@ -161,6 +168,7 @@ impl Login {
             session,
             sealer,
             backend: Backend::Oidc(provider, jwks),
+            rules,
             refreshes: Mutex::new(HashMap::new()),
             clock: system_clock,
         })
@@ -234,23 +242,26 @@ impl Login {
             return SessionState::Ended { clear_cookies };
         }
         if now < data.expires {
-            return SessionState::Valid {
-                principal: Arc::new(self.principal(&data)),
-                set_cookies: Vec::new(),
+            return match self.restored(&data) {
+                Some(principal) => SessionState::Valid {
+                    principal,
+                    set_cookies: Vec::new(),
+                },
+                None => SessionState::Ended { clear_cookies },
             };
         }
         if !self.session.refresh || data.refresh_token.is_none() {
             return SessionState::Ended { clear_cookies };
         }
-        match self.refresh_once(&data).await {
-            Some(next) => match self.session_cookies(&next, headers) {
-                Ok(set_cookies) => SessionState::Valid {
-                    principal: Arc::new(self.principal(&next)),
-                    set_cookies,
-                },
-                Err(_) => SessionState::Ended { clear_cookies },
+        let Some(next) = self.refresh_once(&data).await else {
+            return SessionState::Ended { clear_cookies };
+        };
+        match (self.restored(&next), self.session_cookies(&next, headers)) {
+            (Some(principal), Ok(set_cookies)) => SessionState::Valid {
+                principal,
+                set_cookies,
             },
-            None => SessionState::Ended { clear_cookies },
+            _ => SessionState::Ended { clear_cookies },
         }
     }
 
@@ -308,8 +319,20 @@ impl Login {
         Some(next)
     }
 
-    fn principal(&self, data: &SessionData) -> Principal {
-        Principal {
+    /// The principal of a session, checked again: the cookie may have been sealed under other
+    /// identity rules (`identity.list_format` changed since). `None` ends the session.
+    fn restored(&self, data: &SessionData) -> Option<Arc<Principal>> {
+        match self.principal(data) {
+            Ok(principal) => Some(Arc::new(principal)),
+            Err(error) => {
+                tracing::warn!(subject = ?data.subject, %error, "session refused: its identity cannot be sent to the app unambiguously; it ends");
+                None
+            }
+        }
+    }
+
+    fn principal(&self, data: &SessionData) -> Result<Principal, IdentityError> {
+        let principal = Principal {
             subject: data.subject.clone(),
             issuer: self.settings.issuer.clone(),
             email: data.email.clone(),
@@ -319,18 +342,30 @@ impl Login {
                 json!({"sub": data.subject, "email": data.email, "roles": data.roles, "iss": self.settings.issuer}),
             ),
             method: AuthMethod::Session,
-        }
+        };
+        self.rules.check(&principal)?;
+        Ok(principal)
     }
 
+    /// The principal of a verified ID token, under the same identity rules as bearer tokens.
     fn principal_from_claims(&self, claims: Map<String, Value>) -> Result<Principal, TokenError> {
-        self.settings
+        let principal = self
+            .settings
             .claims
             .principal(
                 Value::Object(claims),
                 &self.settings.issuer,
                 AuthMethod::Session,
             )
-            .map_err(|_| TokenError::Claims)
+            .map_err(|error| {
+                tracing::warn!(%error, "ID token refused");
+                TokenError::Claims
+            })?;
+        if let Err(error) = self.rules.check(&principal) {
+            tracing::warn!(subject = ?principal.subject, %error, "ID token refused: its identity cannot be sent to the app unambiguously");
+            return Err(TokenError::Claims);
+        }
+        Ok(principal)
     }
 
     /// Verifies an ID token: the shared checks (signature, `iss`, `exp`, ...) with `aud` = our
@@ -669,39 +704,6 @@ impl Login {
             &self.sign_out_path(),
         )
     }
-}
-
-/// `/oauth2/userinfo`: the principal as JSON.
-pub fn userinfo(principal: &Principal) -> Response<Body> {
-    let body = json!({
-        "user": principal.subject,
-        "email": principal.email,
-        "groups": principal.roles,
-        "issuer": principal.issuer,
-    });
-    let mut response = Response::new(body::full(body.to_string()));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// `/oauth2/auth` (nginx `auth_request`, Traefik forward-auth): 202 with the identity.
-pub fn auth_answer(principal: &Principal) -> Response<Body> {
-    let mut response = status(StatusCode::ACCEPTED);
-    let headers = response.headers_mut();
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-            headers.insert(name, value);
-        }
-    };
-    set("x-auth-request-user", &principal.subject);
-    set("x-auth-request-groups", &principal.roles.join(","));
-    if let Some(email) = &principal.email {
-        set("x-auth-request-email", email);
-    }
-    response
 }
 
 /// Is this request a person's browser navigating (so a login redirect makes sense), rather

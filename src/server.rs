@@ -29,7 +29,7 @@ use crate::admin::{self, Readiness};
 use crate::auth::jwt::{TokenMemo, Verifier};
 use crate::config::{Config, ConfigErrors, Limits};
 use crate::headers::TrustedProxies;
-use crate::identity::IdentityHeaders;
+use crate::identity::{IdentityHeaders, IdentityRules};
 use crate::login::Login;
 use crate::policy::{self, Policy};
 use crate::proxy::Slot;
@@ -113,7 +113,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tracing::warn!("{warning}");
     }
     let policy = Arc::new(ArcSwap::from_pointee(policy));
-    let verifier = Arc::new(Verifier::new(&config.issuers, config.tokens, idp_client()?));
+    let identity = IdentityHeaders::new(config.identity.clone());
+    let verifier = Arc::new(Verifier::new(
+        &config.issuers,
+        config.tokens,
+        identity.rules(),
+        idp_client()?,
+    ));
     let mut key_conditions: Vec<String> = verifier
         .key_sets()
         .map(|k| format!("keys of {}", k.issuer()))
@@ -164,7 +170,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     background.push(watch_policy(&config, policy.clone(), &reload));
     background.push(telemetry::spawn_upkeep());
-    let login = start_login(&config, &verifier, &readiness, &mut background)?;
+    let login = start_login(
+        &config,
+        &verifier,
+        identity.rules(),
+        &readiness,
+        &mut background,
+    )?;
     // Upgraded tunnels run outside any HTTP connection; this tells them when the drain is over.
     let (close_tunnels, tunnels_closing) = watch::channel(false);
 
@@ -174,7 +186,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             policy,
             verifier,
-            identity: IdentityHeaders::new(config.identity.clone()),
+            identity,
             max_headers: config.limits.max_headers,
             login,
             dev_mode: config.dev_users.is_some(),
@@ -274,6 +286,7 @@ async fn bind(
 fn start_login(
     config: &Config,
     verifier: &Verifier,
+    rules: IdentityRules,
     readiness: &Arc<Readiness>,
     background: &mut Vec<JoinHandle<()>>,
 ) -> Result<Option<Arc<Login>>, StartError> {
@@ -286,12 +299,13 @@ fn start_login(
         ]))
     };
     let login = match (&config.login, &config.dev_users) {
-        (_, Some(users)) => Login::new_dev(session.clone(), users.clone()).map_err(fail)?,
+        (_, Some(users)) => Login::new_dev(session.clone(), users.clone(), rules).map_err(fail)?,
         (Some(settings), None) => {
             let shared_keys = verifier.jwks_for(&settings.issuer);
             let login = Login::new(
                 settings.clone(),
                 session.clone(),
+                rules,
                 shared_keys.clone(),
                 idp_client()?,
             )

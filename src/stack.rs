@@ -408,7 +408,13 @@ async fn endpoint(
     let caller = authenticate(app, memo, request, AuthMode::Any).await?;
     let response = match &caller.authenticated {
         Some(a) if userinfo => login::userinfo(&a.principal),
-        Some(a) => login::auth_answer(&a.principal),
+        Some(a) => match login::auth_answer(&a.principal, app.identity.rules()) {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::info!(subject = ?a.principal.subject, %error, "forward-auth refused: the identity cannot be sent in X-Auth-Request-* headers");
+                ProxyError::Unauthenticated(Credential::Invalid(TokenError::Claims)).into_response()
+            }
+        },
         None => ProxyError::Unauthenticated(Credential::Missing).into_response(),
     };
     Ok(Admit::Answer(login::with_cookies(
@@ -445,8 +451,15 @@ fn forward(
     principal: Option<&Principal>,
     set_cookies: Vec<HeaderValue>,
 ) -> Result<Forward, ProxyError> {
-    if let Some(principal) = principal {
-        app.identity.inject(request.headers_mut(), principal);
+    // The principal passed the identity rules where it was made; should a value still not
+    // be writable, the request is refused rather than forwarded without it.
+    if let Some(principal) = principal
+        && let Err(error) = app.identity.inject(request.headers_mut(), principal)
+    {
+        tracing::warn!(subject = ?principal.subject, %error, "identity headers cannot be written");
+        return Err(ProxyError::Unauthenticated(Credential::Invalid(
+            TokenError::Claims,
+        )));
     }
     if let Some(login) = &app.login {
         login.strip_cookies(request.headers_mut());

@@ -6,6 +6,8 @@
 //!   signatures.
 //! - `claims`: valid tokens and identity headers, time and audience checks, claim types, the
 //!   `Authorization` header, 403s, the verified-token cache.
+//! - `identity`: list items holding the separator, control characters, roles as one string,
+//!   member names given twice.
 //! - `keys`: rotation, unknown-`kid` floods, the IdP failing after and before start.
 //! - `requests`: identity-header spoofing, path tricks, policy hot reload.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,6 +18,8 @@ mod common;
 mod claims;
 #[path = "jwt/forgery.rs"]
 mod forgery;
+#[path = "jwt/identity.rs"]
+mod identity;
 #[path = "jwt/keys.rs"]
 mod keys;
 #[path = "jwt/requests.rs"]

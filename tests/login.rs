@@ -6,6 +6,7 @@
 //! - `flow`: the login round trip, navigations against scripts, callback failures, tabs,
 //!   readiness.
 //! - `session`: tampering, expiry, secret rotation, chunked cookies, refresh, fixation.
+//! - `identity`: ID tokens and sessions whose identity the app could read two ways.
 //! - `endpoints`: open redirects, sign-out, `userinfo` and `auth`, the HTML 403.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,6 +16,8 @@ mod common;
 mod endpoints;
 #[path = "login/flow.rs"]
 mod flow;
+#[path = "login/identity.rs"]
+mod identity;
 #[path = "login/session.rs"]
 mod session;
 
@@ -86,6 +89,8 @@ struct Options {
     discovery_down: bool,
     /// Also accept the provider's bearer tokens for this audience (`issuers:`).
     bearer_audience: Option<&'static str>,
+    /// More top-level YAML, e.g. an `identity:` block.
+    extra: &'static str,
 }
 
 impl Default for Options {
@@ -98,6 +103,7 @@ impl Default for Options {
             end_session: true,
             discovery_down: false,
             bearer_audience: None,
+            extra: "",
         }
     }
 }
@@ -255,6 +261,7 @@ fn config(pki: &Pki, app: &Upstream, idp: &OidcIdp, options: &Options, secrets: 
             idp.issuer()
         );
     }
+    text += options.extra;
     config_text(pki, &app.url(), &text)
 }
 

@@ -236,6 +236,18 @@ fn policy_check_and_explain_work_offline() {
         bob.contains("403 Forbidden: needs role one of admin"),
         "{bob}"
     );
+    // The identity rules of a real request: a comma role, one roles string, a name twice.
+    for claims in [
+        r#"{"sub":"bob","roles":["reader,admin"]}"#,
+        r#"{"sub":"bob","roles":"admin"}"#,
+        r#"{"sub":"bob","roles":["dev"],"roles":["admin"]}"#,
+    ] {
+        let out = explain(&["--path", "/admin/x", "--claims", claims]);
+        assert!(
+            out.contains("unusable claims") && out.contains("401 Unauthorized"),
+            "{claims}: {out}"
+        );
+    }
     let anonymous = explain(&["--path", "/public/../admin/x"]);
     assert!(anonymous.contains("GET /admin/x"), "{anonymous}");
     assert!(anonymous.contains("401 Unauthorized"), "{anonymous}");

@@ -7,8 +7,12 @@
 //! signature checked, by jsonwebtoken on aws-lc-rs. `exp` is required; `nbf` and `iat` are
 //! checked with the issuer's leeway; `iss` must match exactly and `aud` must intersect.
 //!
+//! The header and the claims are parsed once, refusing a member name given twice at any depth
+//! ([`super::unique`]): which copy wins is exactly where parsers disagree. The principal made
+//! from the claims must pass the identity rules (`identity::IdentityRules`) before it counts.
+//!
 //! Verified tokens are remembered by a hash of the token until their `exp`, so a repeated
-//! token skips the signature check.
+//! token skips the signature check; a refused token is never remembered.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use serde_json::{Map, Value};
 use super::jwks::{Jwks, KeyError};
 use super::{AuthMethod, Principal};
 use crate::config::{IssuerSettings, TokenSettings};
+use crate::identity::IdentityRules;
 use crate::telemetry;
 
 /// Why a token was refused. The `Display` text is safe to send to the client.
@@ -94,6 +99,7 @@ pub struct Verifier {
     issuers: HashMap<String, Issuer>,
     max_bytes: usize,
     cache: Option<moka::sync::Cache<[u8; 32], Verified>>,
+    rules: IdentityRules,
     clock: fn() -> u64,
 }
 
@@ -128,9 +134,15 @@ impl moka::Expiry<[u8; 32], Verified> for UntilExpiry {
 }
 
 impl Verifier {
-    /// A verifier for `issuers`, fetching keys with `client`. Key sets start empty: run
-    /// [`Verifier::key_sets`] in the background to load and refresh them.
-    pub fn new(issuers: &[IssuerSettings], tokens: TokenSettings, client: reqwest::Client) -> Self {
+    /// A verifier for `issuers`, fetching keys with `client`, whose principals must pass
+    /// `rules`. Key sets start empty: run [`Verifier::key_sets`] in the background to load
+    /// and refresh them.
+    pub fn new(
+        issuers: &[IssuerSettings],
+        tokens: TokenSettings,
+        rules: IdentityRules,
+        client: reqwest::Client,
+    ) -> Self {
         let issuers = issuers
             .iter()
             .map(|s| {
@@ -151,6 +163,7 @@ impl Verifier {
             issuers,
             max_bytes: tokens.max_bytes,
             cache,
+            rules,
             clock: system_clock,
         }
     }
@@ -239,7 +252,19 @@ impl Verifier {
         let principal = settings
             .claims
             .principal(Value::Object(payload), &settings.issuer, AuthMethod::Bearer)
-            .map_err(|_| TokenError::Claims)?;
+            .map_err(|error| {
+                tracing::info!(issuer = %settings.issuer, %error, "bearer token refused");
+                TokenError::Claims
+            })?;
+        if let Err(error) = self.rules.check(&principal) {
+            tracing::info!(
+                issuer = %settings.issuer,
+                subject = ?principal.subject,
+                %error,
+                "bearer token refused: its identity cannot be sent to the app unambiguously"
+            );
+            return Err(TokenError::Claims);
+        }
         Ok(Verified {
             principal: Arc::new(principal),
             exp: exp.saturating_add(settings.leeway.as_secs()),
@@ -346,13 +371,19 @@ pub async fn verify_signed(
     Ok((payload, exp))
 }
 
+/// A base64url JSON object of a token: the header or the claims. A member name given twice,
+/// at any depth, makes the token malformed.
 fn decode_object(part: &str) -> Result<Map<String, Value>, TokenError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| TokenError::Malformed)?;
-    match serde_json::from_slice(&bytes) {
+    match super::unique::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(TokenError::Malformed),
+        Ok(_) => Err(TokenError::Malformed),
+        Err(error) => {
+            tracing::debug!(%error, "token refused: its header or claims are not one JSON object with distinct member names");
+            Err(TokenError::Malformed)
+        }
     }
 }
 

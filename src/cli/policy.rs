@@ -10,8 +10,9 @@ use http::Method;
 use serde_json::Value;
 
 use super::config_failure;
-use crate::auth::{AuthMethod, ClaimMapping};
-use crate::config::{self, ConfigErrors, Overrides};
+use crate::auth::{AuthMethod, ClaimMapping, unique};
+use crate::config::{self, ConfigErrors, IdentitySettings, Overrides};
+use crate::identity::IdentityRules;
 use crate::path;
 use crate::policy::{self, AuthMode, Decision, DefaultAction, Route};
 
@@ -120,28 +121,40 @@ fn explain(
         host.map(|h| format!(" (host {h})")).unwrap_or_default()
     ));
 
+    // A member name given twice makes claims unusable, as it makes a token malformed.
+    let mut unusable = None;
     let claims: Option<Value> = match (token, claims) {
         (Some(token), _) => Some(token_claims(token)?),
-        (None, Some(json)) => {
-            Some(serde_json::from_str(json).map_err(|e| format!("--claims: {e}"))?)
-        }
+        (None, Some(json)) => match unique::from_slice(json.as_bytes()) {
+            Ok(claims) => Some(claims),
+            Err(e) if e.is_data() => {
+                unusable = Some(e.to_string());
+                None
+            }
+            Err(e) => return Err(format!("--claims: {e}")),
+        },
         (None, None) => None,
     };
-    let mapping = match (config_file, &claims) {
+    // The issuer's claim mapping and the identity rules, as a real request would get them.
+    let (mapping, rules) = match (config_file, &claims) {
         (Some(file), Some(claims)) => {
             let config = config::load(file, &Overrides::default()).map_err(|e| e.to_string())?;
             let iss = claims
                 .get("iss")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            config
+            let mapping = config
                 .issuers
                 .iter()
                 .find(|i| i.issuer == iss)
                 .map(|i| i.claims.clone())
-                .unwrap_or_default()
+                .unwrap_or_default();
+            (mapping, IdentityRules::new(&config.identity))
         }
-        _ => ClaimMapping::default(),
+        _ => (
+            ClaimMapping::default(),
+            IdentityRules::new(&IdentitySettings::default()),
+        ),
     };
     let principal = match &claims {
         Some(claims) => {
@@ -150,7 +163,11 @@ fn explain(
                 .and_then(Value::as_str)
                 .unwrap_or("(none)")
                 .to_owned();
-            match mapping.principal(claims.clone(), &iss, AuthMethod::Bearer) {
+            let principal = mapping
+                .principal(claims.clone(), &iss, AuthMethod::Bearer)
+                .map_err(|e| e.to_string())
+                .and_then(|p| rules.check(&p).map(|()| p).map_err(|e| e.to_string()));
+            match principal {
                 Ok(p) => {
                     let list = |v: &[String]| {
                         if v.is_empty() {
@@ -181,7 +198,12 @@ fn explain(
             }
         }
         None => {
-            out.push_str("caller    anonymous\n");
+            match unusable {
+                Some(e) => out.push_str(&format!(
+                    "caller    unusable claims: {e} (a real request gets 401)\n"
+                )),
+                None => out.push_str("caller    anonymous\n"),
+            }
             None
         }
     };
@@ -223,11 +245,12 @@ fn explain(
     Ok(out)
 }
 
-/// The payload of a JWT, decoded without any verification.
+/// The payload of a JWT, decoded without any verification (a member name given twice is an
+/// error, as it is for a real request).
 fn token_claims(token: &str) -> Result<Value, String> {
     let payload = token.split('.').nth(1).ok_or("--token is not a JWT")?;
     let bytes = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| "--token payload is not base64url")?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("--token payload is not JSON: {e}"))
+    unique::from_slice(&bytes).map_err(|e| format!("--token payload is not usable JSON: {e}"))
 }

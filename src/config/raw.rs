@@ -134,6 +134,11 @@ pub struct RawClaimPaths {
     pub scopes: Option<Vec<S<String>>>,
     /// Default `email`.
     pub email: Option<S<String>>,
+    /// What a role claim that is one string (some ADFS set-ups send `"admin"` rather than
+    /// `["admin"]`) means: `reject` (default: 401, like any other wrong type), `split` (split
+    /// on commas and whitespace, empty pieces dropped: `"admin dev"` is two roles) or
+    /// `single` (the whole string is one role).
+    pub roles_string: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,14 +160,23 @@ pub struct RawJwks {
 pub struct RawIdentity {
     /// Default `X-User-Id`.
     pub user_header: Option<S<String>>,
-    /// Comma-separated roles. Default `X-User-Roles`.
+    /// The roles, as a list in `list_format`. Default `X-User-Roles`.
     pub roles_header: Option<S<String>>,
     /// Off unless set, e.g. `X-User-Email`.
     pub email_header: Option<S<String>>,
-    /// Off unless set, e.g. `X-User-Scopes` (space-separated).
+    /// Off unless set, e.g. `X-User-Scopes` (a list in `list_format`).
     pub scopes_header: Option<S<String>>,
     /// Also send oauth2-proxy's `X-Forwarded-User`, `-Email` and `-Groups`. Default false.
+    /// `X-Forwarded-Groups` is always comma-joined, as oauth2-proxy sends it, so with these
+    /// headers on a role holding a comma is refused even under `list_format: json`.
     pub oauth2_proxy_headers: Option<S<bool>>,
+    /// How the roles and scopes headers hold a list. `csv` (default): roles comma-joined
+    /// (`admin,dev`), scopes space-joined; a token (or session) with a role, scope or group
+    /// that holds a comma, is empty or has leading or trailing whitespace, or a scope with
+    /// whitespace inside, is refused with 401, since the app would split it differently.
+    /// `json`: compact JSON arrays of strings (`["admin","dev"]`), any item allowed.
+    /// Under both, a subject, email or list item holding a control character is refused.
+    pub list_format: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -296,3 +296,63 @@ issuers:
     assert_eq!(ok.issuers[0].keys, JwksSource::Discovery);
     assert_eq!(ok.issuers[0].algorithms, DEFAULT_ALGORITHMS);
 }
+
+#[test]
+fn list_format_and_roles_string_name_their_line_and_field() {
+    let text = "\
+identity:
+  list_format: yaml
+issuers:
+  - issuer: https://a.example
+    audiences: [x]
+    claims:
+      roles_string: maybe
+login:
+  issuer: https://a.example
+  client_id: app
+  redirect_url: https://app.example/oauth2/callback
+  claims: { roles_string: Split }
+session:
+  secrets: [{ env: PATH }]
+";
+    let full = |t: &str| {
+        parse(
+            &format!("{MINIMAL}{t}"),
+            Path::new("g.yaml"),
+            &Overrides::default(),
+        )
+    };
+    let errors = full(text).unwrap_err().0;
+    let got: Vec<(u64, &str)> = errors
+        .iter()
+        .filter(|e| !e.field.starts_with("session"))
+        .map(|e| (e.line, e.field.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (8, "identity.list_format"),
+            (13, "issuers[0].claims.roles_string"),
+            (18, "login.claims.roles_string"),
+        ],
+        "{errors:?}"
+    );
+    assert!(
+        errors[0].message.contains("`csv` or `json`"),
+        "{}",
+        errors[0].message
+    );
+    assert!(errors[1].message.contains("`reject`, `split` or `single`"));
+
+    let ok = full(
+        "identity: { list_format: json }\nissuers:\n  - issuer: https://a.example\n    audiences: [x]\n    claims: { roles_string: split }\n",
+    )
+    .unwrap();
+    assert_eq!(ok.identity.list_format, ListFormat::Json);
+    assert_eq!(
+        ok.issuers[0].claims.roles_string,
+        crate::auth::RolesString::Split
+    );
+    let defaults = full("").unwrap();
+    assert_eq!(defaults.identity.list_format, ListFormat::Csv);
+}

@@ -11,7 +11,7 @@ use serde_saphyr::Spanned;
 use super::raw;
 use super::validate::Validator;
 use super::*;
-use crate::auth::ClaimMapping;
+use crate::auth::{ClaimMapping, RolesString};
 use crate::secret::SecretSource;
 
 impl Validator<'_> {
@@ -30,17 +30,39 @@ impl Validator<'_> {
         Some(source.0)
     }
 
-    pub(super) fn claim_paths(raw: Option<raw::RawClaimPaths>) -> ClaimMapping {
+    /// An issuer's (or the login's) claim paths; `field` is where they are, e.g. `login.claims`.
+    pub(super) fn claim_paths(
+        &mut self,
+        raw: Option<raw::RawClaimPaths>,
+        field: &str,
+    ) -> ClaimMapping {
         let defaults = ClaimMapping::default();
         let claims = raw.unwrap_or_default();
         let list = |v: Option<Vec<Spanned<String>>>, default: Vec<String>| {
             v.map_or(default, |v| v.into_iter().map(|s| s.value).collect())
+        };
+        let roles_string = match claims.roles_string {
+            None => defaults.roles_string,
+            Some(v) => match v.value.as_str() {
+                "reject" => RolesString::Reject,
+                "split" => RolesString::Split,
+                "single" => RolesString::Single,
+                _ => {
+                    self.error(
+                        &v.referenced,
+                        &format!("{field}.roles_string"),
+                        "must be `reject`, `split` or `single`",
+                    );
+                    defaults.roles_string
+                }
+            },
         };
         ClaimMapping {
             subject: claims.subject.map_or(defaults.subject, |s| s.value),
             roles: list(claims.roles, defaults.roles),
             scopes: list(claims.scopes, defaults.scopes),
             email: claims.email.map_or(defaults.email, |s| s.value),
+            roles_string,
         }
     }
 
@@ -176,6 +198,7 @@ impl Validator<'_> {
             }
         }
         let algorithms = self.algorithms(raw.algorithms, "login.algorithms");
+        let claims = self.claim_paths(raw.claims, "login.claims");
         let leeway = self.duration(raw.leeway, "login.leeway", Duration::from_secs(30));
         Some(LoginSettings {
             issuer: issuer?.value,
@@ -190,7 +213,7 @@ impl Validator<'_> {
                 .into_iter()
                 .map(|h| h.value)
                 .collect(),
-            claims: Self::claim_paths(raw.claims),
+            claims,
             prefix,
             post_logout_redirect_url: raw.post_logout_redirect_url.map(|u| u.value),
             algorithms,
@@ -295,7 +318,7 @@ impl Validator<'_> {
             }
         };
         let algorithms = self.algorithms(raw.algorithms, &field("algorithms"));
-        let claims = Self::claim_paths(raw.claims);
+        let claims = self.claim_paths(raw.claims, &field("claims"));
         let jwks_raw = raw.jwks.unwrap_or_default();
         let d = JwksSettings::default();
         let jwks = JwksSettings {
@@ -339,12 +362,32 @@ impl Validator<'_> {
                 }
             }
         };
+        let user = name(raw.user_header, "identity.user_header").unwrap_or(d.user);
+        let roles = name(raw.roles_header, "identity.roles_header").unwrap_or(d.roles);
+        let email = name(raw.email_header, "identity.email_header");
+        let scopes = name(raw.scopes_header, "identity.scopes_header");
+        let list_format = match raw.list_format {
+            None => d.list_format,
+            Some(v) => match v.value.as_str() {
+                "csv" => ListFormat::Csv,
+                "json" => ListFormat::Json,
+                _ => {
+                    self.error(
+                        &v.referenced,
+                        "identity.list_format",
+                        "must be `csv` or `json`",
+                    );
+                    d.list_format
+                }
+            },
+        };
         IdentitySettings {
-            user: name(raw.user_header, "identity.user_header").unwrap_or(d.user),
-            roles: name(raw.roles_header, "identity.roles_header").unwrap_or(d.roles),
-            email: name(raw.email_header, "identity.email_header"),
-            scopes: name(raw.scopes_header, "identity.scopes_header"),
+            user,
+            roles,
+            email,
+            scopes,
             oauth2_proxy: raw.oauth2_proxy_headers.is_some_and(|b| b.value),
+            list_format,
         }
     }
 }

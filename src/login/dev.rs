@@ -3,6 +3,10 @@
 //! in constant time) and the same sealed session as a real login, so everything behind the
 //! login (policies, identity headers, 403 pages, sign-out) behaves as it will in production.
 //! Only `gatehouse dev` can turn it on; no config file can.
+//!
+//! The roles field is comma-separated, so a comma always separates two roles; every role and
+//! the resulting session pass the same identity rules as a real login, and what is refused is
+//! said on the page.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -16,6 +20,7 @@ use crate::auth::ClaimMapping;
 use crate::body::Body;
 use crate::config::{DEFAULT_ALGORITHMS, SessionSettings};
 use crate::devissuer;
+use crate::identity::IdentityRules;
 
 /// A user offered on the dev login page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,15 +62,32 @@ fn split_roles(text: &str) -> Result<Vec<String>, String> {
             if valid(r) {
                 Ok(r.to_owned())
             } else {
-                Err(format!("`{r}` is not a role name"))
+                Err(format!(
+                    "`{r}` is not a role name: separate roles with commas, and use letters, digits, `.`, `_`, `-`, `@` and `:`"
+                ))
             }
         })
         .collect()
 }
 
+/// The user and roles as picked or typed, or what is wrong with them, in words for the page.
+fn choice(user: &str, roles: &str) -> Result<(String, Vec<String>), String> {
+    let user = user.trim();
+    if !valid(user) {
+        return Err(format!(
+            "`{user}` is not a user name: use 1 to 64 letters, digits, `.`, `_`, `-`, `@` and `:`"
+        ));
+    }
+    Ok((user.to_owned(), split_roles(roles)?))
+}
+
 impl Login {
-    /// Login without an OpenID provider, for `gatehouse dev`.
-    pub fn new_dev(session: SessionSettings, users: Vec<DevUser>) -> Result<Self, String> {
+    /// Login without an OpenID provider, for `gatehouse dev`; sessions must pass `rules`.
+    pub fn new_dev(
+        session: SessionSettings,
+        users: Vec<DevUser>,
+        rules: IdentityRules,
+    ) -> Result<Self, String> {
         let settings = crate::config::LoginSettings {
             issuer: devissuer::ISSUER.to_owned(),
             client_id: "gatehouse-dev".to_owned(),
@@ -92,6 +114,7 @@ impl Login {
             session,
             sealer,
             backend: Backend::Dev(users),
+            rules,
             refreshes: std::sync::Mutex::new(HashMap::new()),
             clock: crate::auth::jwt::system_clock,
         })
@@ -155,27 +178,44 @@ pub(super) fn finish(
             &clear_flow,
         )
     };
-    let user = params.get("user").map(|u| u.trim()).unwrap_or_default();
-    let Ok(roles) = split_roles(params.get("roles").map(String::as_str).unwrap_or_default()) else {
-        return fail();
+    let refuse = |message: &str| {
+        tracing::info!(%message, "development login refused");
+        let body = format!(
+            "<p>{}</p><p><a href=\"{}\">Try again</a></p>",
+            escape(message),
+            escape(&retry)
+        );
+        let page = pages::page(StatusCode::BAD_REQUEST, "Sign-in was not completed", &body);
+        with_cookies(page, &clear_flow)
     };
-    let Some(id) = random_hex(16).filter(|_| valid(user)) else {
+    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
+    let (user, roles) = match choice(param("user"), param("roles")) {
+        Ok(choice) => choice,
+        Err(message) => return refuse(&message),
+    };
+    let Some(id) = random_hex(16) else {
         return fail();
     };
     let now = (login.clock)();
     let ends = now + login.session.lifetime.as_secs();
     let data = SessionData {
         id,
-        subject: user.to_owned(),
         email: Some(format!("{user}@localhost"))
             .filter(|_| !user.contains('@'))
-            .or_else(|| Some(user.to_owned())),
+            .or_else(|| Some(user.clone())),
+        subject: user,
         roles,
         expires: ends,
         ends,
         refresh_token: None,
         id_token: None,
     };
+    // The same rules as every other session, checked before it is made.
+    if let Err(error) = login.principal(&data) {
+        return refuse(&format!(
+            "This identity cannot be sent to the app unambiguously: {error}."
+        ));
+    }
     match login.session_cookies(&data, headers) {
         Ok(mut cookies) => {
             cookies.extend(clear_flow.iter().cloned());
@@ -202,6 +242,35 @@ mod tests {
         assert_eq!(DevUser::parse("bob").unwrap().roles, Vec::<String>::new());
         for bad in ["", "a b", "x=<script>", "é"] {
             assert!(DevUser::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn typed_choices_are_refused_in_words() {
+        assert_eq!(
+            choice(" alice ", "reader, admin,,").unwrap(),
+            (
+                "alice".to_owned(),
+                vec!["reader".to_owned(), "admin".to_owned()]
+            )
+        );
+        for (user, roles, says) in [
+            (
+                "alice",
+                "reader admin",
+                "`reader admin` is not a role name: separate roles with commas",
+            ),
+            (
+                "alice",
+                "dev,ad\u{7f}min",
+                "`ad\u{7f}min` is not a role name",
+            ),
+            ("alice", "<b>", "`<b>` is not a role name"),
+            ("al ice", "dev", "`al ice` is not a user name"),
+            ("", "dev", "is not a user name"),
+        ] {
+            let message = choice(user, roles).unwrap_err();
+            assert!(message.contains(says), "{user:?} {roles:?}: {message}");
         }
     }
 }

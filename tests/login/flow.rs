@@ -187,7 +187,12 @@ fn with_state(url: &oauth2::url::Url, change: impl Fn(&str) -> String) -> oauth2
 }
 
 /// Checks a login error page and that the browser has no session.
-fn assert_error_page(response: &Response<Bytes>, browser: &Browser, status: u16, text: &str) {
+pub(super) fn assert_error_page(
+    response: &Response<Bytes>,
+    browser: &Browser,
+    status: u16,
+    text: &str,
+) {
     let body = body_text(response);
     assert_eq!(response.status(), status, "{body}");
     assert!(content_type(response).starts_with("text/html"));

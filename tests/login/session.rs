@@ -9,7 +9,7 @@ use super::*;
 
 /// Checks that `browser`'s session is over: a navigation goes to the login, the cookies are
 /// cleared, and a script then gets 401.
-async fn assert_signed_out(fx: &Fixture, browser: &mut Browser, what: &str) {
+pub(super) async fn assert_signed_out(fx: &Fixture, browser: &mut Browser, what: &str) {
     let before = fx.app.seen().len();
     let names = session_cookies(browser);
     assert!(!names.is_empty(), "{what}: no session to end");
