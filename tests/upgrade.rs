@@ -216,3 +216,36 @@ async fn the_drain_timeout_closes_tunnels() {
         "the tunnel is still open after the drain timeout"
     );
 }
+
+#[tokio::test]
+async fn a_websocket_on_a_refused_route_never_reaches_the_app() {
+    let pki = pki();
+    guarded(&pki);
+    let app = RawUpstream::start(OnUpgrade::Accept).await;
+    let gh = start(&config_text(&pki, &app.url(), "")).await;
+    let mut tls = raw::raw_tls(gh.https_addr.unwrap(), &pki.paths.ca_cert).await;
+    raw::send(
+        &mut tls,
+        WEBSOCKET.replace("/chat", "/admin/chat").as_bytes(),
+    )
+    .await;
+    let (head, _) = raw::read_response(&mut tls, &mut Vec::new(), LIMIT).await;
+    assert_eq!(raw::status(&head), 403, "{head}");
+    assert!(app.heads().is_empty(), "{:?}", app.heads());
+}
+
+#[tokio::test]
+async fn connect_is_not_a_tunnel() {
+    let pki = pki();
+    let app = RawUpstream::start(OnUpgrade::Accept).await;
+    let gh = start(&config_text(&pki, &app.url(), "")).await;
+    let mut tls = raw::raw_tls(gh.https_addr.unwrap(), &pki.paths.ca_cert).await;
+    raw::send(
+        &mut tls,
+        b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n",
+    )
+    .await;
+    let (head, _) = raw::read_response(&mut tls, &mut Vec::new(), LIMIT).await;
+    assert_eq!(raw::status(&head), 405, "{head}");
+    assert!(app.heads().is_empty(), "{:?}", app.heads());
+}
