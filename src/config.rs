@@ -277,6 +277,17 @@ pub struct TlsSettings {
     pub certificates: Vec<CertificateSource>,
     pub handshake_timeout: Duration,
     pub reload_interval: Duration,
+    pub min_version: TlsVersion,
+    /// The suites offered, in order, every one usable with `min_version` (and at least one
+    /// for each version offered).
+    pub cipher_suites: Vec<rustls::SupportedCipherSuite>,
+}
+
+/// The lowest TLS version the public listener offers (`tls.min_version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
 }
 
 #[derive(Debug, Clone)]

@@ -3,17 +3,24 @@
 //!
 //! Unreserved percent-escapes are decoded (`%61` → `a`, `%2e` → `.`), other escapes are kept
 //! with upper-case hex, `;params` are dropped from every segment, dot segments are resolved and
-//! empty segments merged. What cannot be made canonical safely is refused: an encoded `/` or
-//! `\`, a NUL or other control character, a malformed escape, invalid UTF-8 after decoding, or
-//! `..` climbing above the root. Pure: no I/O, no allocation beyond the result.
+//! empty segments merged. What cannot be made canonical safely is refused: an encoded `/`, `\`
+//! or `;`, a NUL or other control character, a backslash, a malformed escape, invalid UTF-8
+//! after decoding, `..` climbing above the root, or a segment that ends in `.` or a space
+//! (other than `.` and `..` themselves). An origin may decode once more, take `\` for `/`, drop
+//! what follows a `;` or strip trailing dots and spaces (Windows does), and each of those would
+//! turn a path the policy saw as one thing into another; the differential test in
+//! `path/differential.rs` checks that property. Pure: no I/O, no allocation beyond the result.
 
 use std::fmt::Write as _;
+
+#[cfg(test)]
+mod differential;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
     #[error("the path must start with `/`")]
     NotAbsolute,
-    #[error("the path contains an encoded `/` or `\\`")]
+    #[error("the path contains an encoded `/`, `\\` or `;`")]
     EncodedSeparator,
     #[error("the path contains a control character or backslash")]
     ForbiddenCharacter,
@@ -23,6 +30,9 @@ pub enum PathError {
     InvalidUtf8,
     #[error("the path climbs above the root")]
     AboveRoot,
+    /// `admin.` or `admin%20`: a different segment to us, `admin` to an origin that trims.
+    #[error("a path segment ends in `.` or a space")]
+    TrailingDotOrSpace,
 }
 
 /// Canonicalizes the path part of a request target (no query, no fragment).
@@ -34,14 +44,15 @@ pub fn canonicalize(raw: &str) -> Result<String, PathError> {
 }
 
 /// Most paths are canonical already: no escapes, parameters, backslashes, empty or dot
-/// segments, and only printable ASCII. For them the answer is the path itself.
+/// segments, no segment ending in `.`, and only printable ASCII. For them the answer is the
+/// path itself.
 fn is_plain(raw: &str) -> bool {
     raw.starts_with('/')
         && raw
             .bytes()
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'%' | b';' | b'\\'))
         && !raw.contains("//")
-        && !raw.split('/').any(|s| s == "." || s == "..")
+        && !raw.split('/').any(|s| s.ends_with('.'))
 }
 
 fn canonicalize_slow(raw: &str) -> Result<String, PathError> {
@@ -88,7 +99,8 @@ fn canonicalize_slow(raw: &str) -> Result<String, PathError> {
 }
 
 /// Decodes one segment: unreserved escapes become literals, others are normalised to
-/// upper-case hex; the decoded bytes must be valid UTF-8 and free of control characters.
+/// upper-case hex; the decoded bytes must be valid UTF-8 and free of control characters, and
+/// must not end in `.` or a space unless they are exactly `.` or `..`.
 fn decode_segment(segment: &str) -> Result<String, PathError> {
     let bytes = segment.as_bytes();
     let mut out = String::with_capacity(segment.len());
@@ -104,7 +116,7 @@ fn decode_segment(segment: &str) -> Result<String, PathError> {
                 .filter(|_| hex.iter().all(u8::is_ascii_hexdigit))
                 .ok_or(PathError::BadEscape)?;
             match value {
-                b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+                b'/' | b'\\' | b';' => return Err(PathError::EncodedSeparator),
                 v if v.is_ascii_control() => return Err(PathError::ForbiddenCharacter),
                 v if is_unreserved(v) => out.push(char::from(v)),
                 v => {
@@ -123,6 +135,9 @@ fn decode_segment(segment: &str) -> Result<String, PathError> {
         }
     }
     std::str::from_utf8(&decoded).map_err(|_| PathError::InvalidUtf8)?;
+    if matches!(decoded.last(), Some(b'.' | b' ')) && !matches!(&decoded[..], b"." | b"..") {
+        return Err(PathError::TrailingDotOrSpace);
+    }
     Ok(out)
 }
 
@@ -157,6 +172,10 @@ mod tests {
             ("/a%3ab", "/a%3Ab"),
             ("/caf%C3%A9", "/caf%C3%A9"),
             ("/a//b///c", "/a/b/c"),
+            ("/v1.2/x", "/v1.2/x"),
+            ("/.well-known/x", "/.well-known/x"),
+            ("/a%20b/%20c", "/a%20b/%20c"),
+            ("/admin;x./users", "/admin/users"),
         ] {
             assert_eq!(canonicalize(raw).as_deref(), Ok(canonical), "{raw}");
         }
@@ -176,6 +195,25 @@ mod tests {
             ("/a%+1", PathError::BadEscape),
             ("/%C3", PathError::InvalidUtf8),
             ("/%ff", PathError::InvalidUtf8),
+            ("/admin%3b/users", PathError::EncodedSeparator),
+            ("/admin%3Bx=1", PathError::EncodedSeparator),
+            ("/admin.", PathError::TrailingDotOrSpace),
+            ("/admin./users", PathError::TrailingDotOrSpace),
+            ("/admin../users", PathError::TrailingDotOrSpace),
+            ("/admin.../users", PathError::TrailingDotOrSpace),
+            ("/admin.;x/users", PathError::TrailingDotOrSpace),
+            ("/admin%2e/users", PathError::TrailingDotOrSpace),
+            ("/%61dmin%2E", PathError::TrailingDotOrSpace),
+            ("/admin%20", PathError::TrailingDotOrSpace),
+            ("/admin%20/users", PathError::TrailingDotOrSpace),
+            ("/admin /users", PathError::TrailingDotOrSpace),
+            ("/admin.%20/users", PathError::TrailingDotOrSpace),
+            ("/admin%20./users", PathError::TrailingDotOrSpace),
+            ("/x/...", PathError::TrailingDotOrSpace),
+            ("/x/.. /y", PathError::TrailingDotOrSpace),
+            ("/x/..%20/y", PathError::TrailingDotOrSpace),
+            ("/x/. /y", PathError::TrailingDotOrSpace),
+            ("/x/ ../y", PathError::TrailingDotOrSpace),
             ("/..", PathError::AboveRoot),
             ("/a/../../b", PathError::AboveRoot),
             ("admin", PathError::NotAbsolute),

@@ -142,7 +142,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Some(settings) => {
             let store =
                 CertStore::load(settings).map_err(|e| StartError::Config(ConfigErrors(e)))?;
-            let acceptor = TlsAcceptor::from(tls::server_config(store.clone())?);
+            let acceptor = TlsAcceptor::from(tls::server_config(store.clone(), settings)?);
             (Some(acceptor), Some(store.watch(settings, &reload)))
         }
         None => (None, None),

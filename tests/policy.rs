@@ -165,6 +165,29 @@ async fn a_fragment_in_the_request_target_never_reaches_the_app_as_another_path(
 }
 
 #[tokio::test]
+async fn segments_a_lenient_origin_would_trim_are_refused_before_the_upstream() {
+    // A permissive catch-all is where such a bypass shows: `/admin.` is not `/admin` to the
+    // policy, but an IIS-style origin strips the trailing dot (or space) and serves `/admin`.
+    let open = format!("{POLICY}  - name: everything-else\n    path: /**\n    auth: none\n");
+    let (pki, _issuer, app, gh) = setup(&open).await;
+    let client = Client::new(gh.https_addr.unwrap(), &pki.paths.ca_cert);
+    for path in [
+        "/admin./users",
+        "/admin%20/users",
+        "/admin%2e/users",
+        "/admin%3B/users",
+        "/public\\..\\admin/users",
+    ] {
+        let response = client.h1(get(path)).await;
+        assert_eq!(response.status(), 400, "{path}");
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["error"], "bad_path", "{path}");
+    }
+    assert!(app.seen().is_empty(), "{:?}", app.seen());
+    assert_eq!(client.h1(get("/elsewhere.txt")).await.status(), 200);
+}
+
+#[tokio::test]
 async fn case_insensitive_paths_keep_admin_routes_closed_for_case_insensitive_apps() {
     let folded = POLICY.replace("version: 1\n", "version: 1\ncase_insensitive_paths: true\n");
     let (pki, issuer, app, gh) = setup(&folded).await;

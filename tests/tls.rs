@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::ProtocolVersion;
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -362,4 +363,118 @@ async fn stalled_handshake_is_closed_after_the_handshake_timeout() {
     // The listener still serves after a timed-out handshake.
     let client = Client::new(gh.https_addr.unwrap(), &pki.paths.ca_cert);
     assert_eq!(client.h1(get("/")).await.status(), 200);
+}
+
+/// The test config with `lines` added to its `tls` section.
+fn with_tls_settings(pki: &Pki, upstream: &str, lines: &str) -> String {
+    config_text(pki, upstream, "").replace("tls:\n", &format!("tls:\n{lines}"))
+}
+
+/// A client that offers only `suites` (and the protocol versions they belong to).
+fn client_config_suites(
+    ca: &Path,
+    suites: &[rustls::SupportedCipherSuite],
+) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = rustls::crypto::CryptoProvider {
+        cipher_suites: suites.to_vec(),
+        ..rustls::crypto::aws_lc_rs::default_provider()
+    };
+    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        suites.iter().map(|s| s.version()).collect();
+    versions.dedup();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.into())
+        .with_protocol_versions(&versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    std::sync::Arc::new(config)
+}
+
+#[tokio::test]
+async fn min_version_1_3_refuses_tls12_clients() {
+    let pki = pki();
+    let app = ok_upstream().await;
+    let gh = start(&with_tls_settings(
+        &pki,
+        &app.url(),
+        "  min_version: \"1.3\"\n",
+    ))
+    .await;
+    let addr = gh.https_addr.unwrap();
+    let tls12 = client_config_versions(&pki.paths.ca_cert, &[&rustls::version::TLS12], &[]);
+    assert!(tls_connect(addr, "localhost", tls12).await.is_err());
+    let tls13 = client_config_versions(&pki.paths.ca_cert, &[&rustls::version::TLS13], &[]);
+    let tls = tls_connect(addr, "localhost", tls13).await.unwrap();
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(ProtocolVersion::TLSv1_3)
+    );
+    assert_eq!(get_over(tls).await, 200);
+    assert_eq!(app.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn cipher_suites_limit_what_is_negotiated() {
+    use rustls::crypto::aws_lc_rs::cipher_suite::*;
+    let pki = pki();
+    let app = ok_upstream().await;
+    let gh = start(&with_tls_settings(
+        &pki,
+        &app.url(),
+        "  cipher_suites: [TLS13_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n",
+    ))
+    .await;
+    let addr = gh.https_addr.unwrap();
+    let ca = &pki.paths.ca_cert;
+    for other in [
+        TLS13_AES_128_GCM_SHA256,
+        TLS13_CHACHA20_POLY1305_SHA256,
+        TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ] {
+        let config = client_config_suites(ca, &[other]);
+        assert!(
+            tls_connect(addr, "localhost", config).await.is_err(),
+            "{:?} was accepted",
+            other.suite()
+        );
+    }
+    for listed in [
+        TLS13_AES_256_GCM_SHA384,
+        TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ] {
+        let config = client_config_suites(ca, &[listed]);
+        let tls = tls_connect(addr, "localhost", config).await.unwrap();
+        let negotiated = tls.get_ref().1.negotiated_cipher_suite().unwrap();
+        assert_eq!(negotiated.suite(), listed.suite());
+        assert_eq!(get_over(tls).await, 200);
+    }
+    assert_eq!(app.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn tls12_suites_that_cannot_use_the_certificate_key_are_refused_at_start() {
+    // The test certificate has an ECDSA key: RSA-only TLS 1.2 suites would fail every
+    // TLS 1.2 handshake, so the start fails instead, naming the certificate.
+    let pki = pki();
+    let text = with_tls_settings(
+        &pki,
+        "http://127.0.0.1:1",
+        "  cipher_suites: [TLS13_AES_256_GCM_SHA384, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n",
+    );
+    let config = gatehouse::config::parse(
+        &text,
+        Path::new("test.yaml"),
+        &gatehouse::config::Overrides::default(),
+    )
+    .unwrap();
+    let error = gatehouse::server::start(config).await.err().unwrap();
+    let message = error.to_string();
+    assert!(message.contains("tls.certificates[0]"), "{message}");
+    assert!(message.contains("ECDSA key"), "{message}");
 }

@@ -210,6 +210,24 @@ pub struct RawTls {
     pub handshake_timeout: Option<S<String>>,
     /// How often certificate files are checked for changes. Default `5s`.
     pub reload_interval: Option<S<String>>,
+    /// The lowest TLS version offered: `"1.2"` (default) or `"1.3"`. TLS 1.0 and 1.1 are
+    /// never offered. Like oauth2-proxy's `--tls-min-version` and Envoy's
+    /// `tls_minimum_protocol_version`.
+    pub min_version: Option<S<String>>,
+    /// The cipher suites offered, by their rustls names, in order of preference (the client's
+    /// order still wins, as rustls does by default). Default: all of rustls' aws-lc-rs
+    /// defaults that `min_version` allows. The names:
+    /// TLS 1.3: `TLS13_AES_256_GCM_SHA384`, `TLS13_AES_128_GCM_SHA256`,
+    /// `TLS13_CHACHA20_POLY1305_SHA256`; TLS 1.2: `TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384`,
+    /// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`, `TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256`,
+    /// `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`, `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`,
+    /// `TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256` (the `ECDSA`/`RSA` ones need a certificate
+    /// key of that kind; a certificate whose key can serve none of the listed TLS 1.2 suites
+    /// is refused at start). The list must hold a TLS 1.3 suite; with `min_version: "1.2"` it
+    /// must hold a TLS 1.2 suite too (only TLS 1.3 suites means TLS 1.3 only: say so with
+    /// `min_version: "1.3"`), and with `min_version: "1.3"` no TLS 1.2 suite (it would never
+    /// be used). Names match ignoring case; unknown names and duplicates are errors.
+    pub cipher_suites: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

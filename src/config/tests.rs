@@ -356,3 +356,134 @@ session:
     let defaults = full("").unwrap();
     assert_eq!(defaults.identity.list_format, ListFormat::Csv);
 }
+
+/// A config whose `tls` section has `lines` after its certificate.
+fn tls_with(lines: &str) -> Result<Config, ConfigErrors> {
+    parse_str(&format!(
+        "\
+version: 1
+listen:
+  https: 127.0.0.1:8443
+tls:
+  certificates:
+    - cert_file: a.crt
+      key_file: a.key
+{lines}upstream:
+  url: http://127.0.0.1:1
+"
+    ))
+}
+
+fn suite_names(settings: &TlsSettings) -> Vec<&'static str> {
+    settings
+        .cipher_suites
+        .iter()
+        .filter_map(|s| s.suite().as_str())
+        .collect()
+}
+
+#[test]
+fn tls_defaults_to_1_2_with_the_providers_suites() {
+    let tls = tls_with("").unwrap().tls.unwrap();
+    assert_eq!(tls.min_version, TlsVersion::Tls12);
+    let names = suite_names(&tls);
+    assert!(names.contains(&"TLS13_AES_128_GCM_SHA256"), "{names:?}");
+    assert!(
+        names.contains(&"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn tls_min_version_and_cipher_suites_are_read() {
+    for min in ["\"1.3\"", "'1.3'", "1.3"] {
+        let tls = tls_with(&format!("  min_version: {min}\n"))
+            .unwrap()
+            .tls
+            .unwrap();
+        assert_eq!(tls.min_version, TlsVersion::Tls13, "{min}");
+        // Only suites that TLS 1.3 can use are kept from the defaults.
+        assert!(suite_names(&tls).iter().all(|n| n.starts_with("TLS13_")));
+    }
+    let tls = tls_with(
+        "  min_version: \"1.2\"\n  cipher_suites:\n    - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n    - TLS13_AES_256_GCM_SHA384\n",
+    )
+    .unwrap()
+    .tls
+    .unwrap();
+    assert_eq!(tls.min_version, TlsVersion::Tls12);
+    assert_eq!(
+        suite_names(&tls),
+        [
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            "TLS13_AES_256_GCM_SHA384"
+        ]
+    );
+}
+
+#[test]
+fn bad_tls_versions_and_suites_name_line_and_field() {
+    let cases: &[(&str, &str, u64, &str)] = &[
+        (
+            "  min_version: \"1.1\"\n",
+            "tls.min_version",
+            8,
+            "\"1.2\" or \"1.3\"",
+        ),
+        (
+            "  min_version: 1.0\n",
+            "tls.min_version",
+            8,
+            "\"1.2\" or \"1.3\"",
+        ),
+        (
+            "  cipher_suites: [TLS13_AES_256_GCM_SHA384, TLS_RSA_WITH_RC4_128_MD5]\n",
+            "tls.cipher_suites[1]",
+            8,
+            "`TLS_RSA_WITH_RC4_128_MD5`",
+        ),
+        (
+            "  cipher_suites: []\n",
+            "tls.cipher_suites",
+            8,
+            "at least one",
+        ),
+        (
+            "  min_version: \"1.3\"\n  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n",
+            "tls.cipher_suites[0]",
+            9,
+            "TLS 1.2 suite",
+        ),
+        (
+            "  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n",
+            "tls.cipher_suites",
+            8,
+            "no TLS 1.3 suite",
+        ),
+        (
+            "  cipher_suites: [TLS13_AES_256_GCM_SHA384]\n",
+            "tls.cipher_suites",
+            8,
+            "set `min_version: \"1.3\"`",
+        ),
+        (
+            "  cipher_suites: [TLS13_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384]\n",
+            "tls.cipher_suites[2]",
+            8,
+            "twice",
+        ),
+    ];
+    for (lines, field, line, needle) in cases {
+        let errors = tls_with(lines).unwrap_err().0;
+        assert_eq!(errors.len(), 1, "{lines}: {errors:?}");
+        let e = &errors[0];
+        assert_eq!(e.field, *field, "{lines}: {e}");
+        assert_eq!(e.line, *line, "{lines}: {e}");
+        assert!(e.message.contains(needle), "{lines}: {e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("/etc/gatehouse/gatehouse.yaml:{line}:")),
+            "{e}"
+        );
+    }
+}

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
+use rustls::SupportedCipherSuite;
+use rustls::crypto::aws_lc_rs;
 use serde_saphyr::{Location, Spanned};
 
 use super::raw::{self, RawConfig};
@@ -243,6 +245,8 @@ impl Validator<'_> {
             }
             None => self.missing("tls.certificates", "is required in the `tls` section"),
         }
+        let min_version = self.tls_version(raw.min_version);
+        let cipher_suites = self.cipher_suites(raw.cipher_suites, min_version);
         TlsSettings {
             certificates,
             handshake_timeout: self.duration(
@@ -255,7 +259,87 @@ impl Validator<'_> {
                 "tls.reload_interval",
                 Duration::from_secs(5),
             ),
+            min_version,
+            cipher_suites,
         }
+    }
+
+    fn tls_version(&mut self, raw: Option<Spanned<String>>) -> TlsVersion {
+        let Some(value) = raw else {
+            return TlsVersion::Tls12;
+        };
+        match value.value.trim() {
+            "1.2" => TlsVersion::Tls12,
+            "1.3" => TlsVersion::Tls13,
+            other => {
+                let message = format!("`{other}` is not offered: use \"1.2\" or \"1.3\"");
+                self.error(&value.referenced, "tls.min_version", message);
+                TlsVersion::Tls12
+            }
+        }
+    }
+
+    /// The suites `tls.cipher_suites` names (the provider's defaults when unset), checked
+    /// against the provider and against `min`: every suite must be usable, and each version
+    /// offered must have one.
+    fn cipher_suites(
+        &mut self,
+        raw: Option<Spanned<Vec<Spanned<String>>>>,
+        min: TlsVersion,
+    ) -> Vec<SupportedCipherSuite> {
+        const FIELD: &str = "tls.cipher_suites";
+        let available = aws_lc_rs::default_provider().cipher_suites;
+        let is_tls13 = |s: &SupportedCipherSuite| s.version() == &rustls::version::TLS13;
+        let Some(list) = raw else {
+            return available
+                .into_iter()
+                .filter(|s| min == TlsVersion::Tls12 || is_tls13(s))
+                .collect();
+        };
+        if list.value.is_empty() {
+            let message = "needs at least one suite; leave it out for the defaults";
+            self.error(&list.referenced, FIELD, message);
+            return Vec::new();
+        }
+        let errors_before = self.errors.len();
+        let mut chosen: Vec<SupportedCipherSuite> = Vec::new();
+        for (i, name) in list.value.iter().enumerate() {
+            let field = format!("{FIELD}[{i}]");
+            let wanted = name.value.trim();
+            let found = available.iter().find(|s| {
+                s.suite()
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(wanted))
+            });
+            let message = match found {
+                None => format!(
+                    "`{wanted}` is not a cipher suite Gatehouse offers (rustls names, such as \
+                     TLS13_AES_128_GCM_SHA256; the README's TLS section lists them)"
+                ),
+                Some(s) if chosen.contains(s) => format!("`{wanted}` is listed twice"),
+                Some(s) if min == TlsVersion::Tls13 && !is_tls13(s) => {
+                    format!("`{wanted}` is a TLS 1.2 suite, never used with `min_version: \"1.3\"`")
+                }
+                Some(s) => {
+                    chosen.push(*s);
+                    continue;
+                }
+            };
+            self.error(&name.referenced, &field, message);
+        }
+        if self.errors.len() > errors_before {
+            return chosen;
+        }
+        if !chosen.iter().any(is_tls13) {
+            let message = "has no TLS 1.3 suite, so TLS 1.3 would be off: add one, such as \
+                           TLS13_AES_128_GCM_SHA256";
+            self.error(&list.referenced, FIELD, message);
+        } else if min == TlsVersion::Tls12 && chosen.iter().all(is_tls13) {
+            let message = "has only TLS 1.3 suites, so TLS 1.2 clients could not connect: \
+                           set `min_version: \"1.3\"` to say so, or add a TLS 1.2 suite";
+            self.error(&list.referenced, FIELD, message);
+        }
+        chosen
     }
 
     pub(super) fn certificate(

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use rustls::SupportedCipherSuite;
 use rustls::crypto::aws_lc_rs;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -72,6 +73,25 @@ pub fn load_certificate(source: &CertificateSource) -> Result<LoadedCert, Config
     })
 }
 
+/// Checks that the certificate's key can sign for one of the TLS 1.2 suites offered, if any
+/// are: `tls.cipher_suites` may list only `ECDSA` suites in front of an RSA key (or the other
+/// way round), and every TLS 1.2 handshake would then fail. TLS 1.3 suites suit any key.
+fn serves_tls12(
+    cert: LoadedCert,
+    source: &CertificateSource,
+    suites: &[SupportedCipherSuite],
+) -> Result<LoadedCert, ConfigError> {
+    let algorithm = cert.key.key.algorithm();
+    let mut tls12 = suites.iter().filter(|s| s.tls13().is_none()).peekable();
+    if tls12.peek().is_none() || tls12.any(|s| s.usable_for_signature_algorithm(algorithm)) {
+        return Ok(cert);
+    }
+    Err(source.origin.error(format!(
+        "its {algorithm:?} key can serve none of the TLS 1.2 suites in `tls.cipher_suites`: \
+         add a `TLS_ECDHE_{algorithm:?}_...` suite or set `min_version: \"1.3\"`"
+    )))
+}
+
 /// An immutable set of certificates with its SNI index.
 struct CertSet {
     default: Arc<CertifiedKey>,
@@ -130,7 +150,7 @@ impl fmt::Debug for CertStore {
 impl CertStore {
     /// Loads every configured certificate; all failures are reported together.
     pub fn load(settings: &TlsSettings) -> Result<Arc<Self>, Vec<ConfigError>> {
-        let set = load_set(&settings.certificates)?;
+        let set = load_set(&settings.certificates, &settings.cipher_suites)?;
         Ok(Arc::new(Self {
             current: ArcSwap::from_pointee(set),
         }))
@@ -156,13 +176,14 @@ impl CertStore {
             .collect();
         let store = Arc::downgrade(self);
         let sources = settings.certificates.clone();
+        let suites = settings.cipher_suites.clone();
         reload::spawn(
             FileWatch::new(paths),
             settings.reload_interval,
             trigger,
             move || {
                 let Some(store) = store.upgrade() else { return };
-                match load_set(&sources) {
+                match load_set(&sources, &suites) {
                     Ok(set) => {
                         store.current.store(Arc::new(set));
                         telemetry::reloaded("certificates", true);
@@ -180,11 +201,14 @@ impl CertStore {
     }
 }
 
-fn load_set(sources: &[CertificateSource]) -> Result<CertSet, Vec<ConfigError>> {
+fn load_set(
+    sources: &[CertificateSource],
+    suites: &[SupportedCipherSuite],
+) -> Result<CertSet, Vec<ConfigError>> {
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
     for source in sources {
-        match load_certificate(source) {
+        match load_certificate(source).and_then(|cert| serves_tls12(cert, source, suites)) {
             Ok(cert) => loaded.push(cert),
             Err(e) => errors.push(e),
         }
