@@ -20,7 +20,7 @@ mod differential;
 pub enum PathError {
     #[error("the path must start with `/`")]
     NotAbsolute,
-    #[error("the path contains an encoded `/`, `\\` or `;`")]
+    #[error("the path contains an encoded `/`, `\\`, `;`, `?` or `#`")]
     EncodedSeparator,
     #[error("the path contains a control character or backslash")]
     ForbiddenCharacter,
@@ -116,7 +116,9 @@ fn decode_segment(segment: &str) -> Result<String, PathError> {
                 .filter(|_| hex.iter().all(u8::is_ascii_hexdigit))
                 .ok_or(PathError::BadEscape)?;
             match value {
-                b'/' | b'\\' | b';' => return Err(PathError::EncodedSeparator),
+                // Each of these delimits something once decoded (a segment, its parameters, the
+                // query, the fragment): an origin that decodes first would cut the path there.
+                b'/' | b'\\' | b';' | b'?' | b'#' => return Err(PathError::EncodedSeparator),
                 v if v.is_ascii_control() => return Err(PathError::ForbiddenCharacter),
                 v if is_unreserved(v) => out.push(char::from(v)),
                 v => {
@@ -197,6 +199,9 @@ mod tests {
             ("/%ff", PathError::InvalidUtf8),
             ("/admin%3b/users", PathError::EncodedSeparator),
             ("/admin%3Bx=1", PathError::EncodedSeparator),
+            ("/admin%3F/users", PathError::EncodedSeparator),
+            ("/admin%3f", PathError::EncodedSeparator),
+            ("/admin%23/users", PathError::EncodedSeparator),
             ("/admin.", PathError::TrailingDotOrSpace),
             ("/admin./users", PathError::TrailingDotOrSpace),
             ("/admin../users", PathError::TrailingDotOrSpace),

@@ -176,6 +176,8 @@ async fn segments_a_lenient_origin_would_trim_are_refused_before_the_upstream() 
         "/admin%20/users",
         "/admin%2e/users",
         "/admin%3B/users",
+        "/admin%3F/users",
+        "/admin%23/users",
         "/public\\..\\admin/users",
     ] {
         let response = client.h1(get(path)).await;
