@@ -9,11 +9,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
+use common::raw;
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// What came back for one raw request.
 #[derive(Debug)]
@@ -34,35 +32,8 @@ impl Answer {
 }
 
 async fn send_raw(pki: &Pki, port: u16, headers: &[(&str, &str)], data: Option<&str>) -> Answer {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2/raw_client.py");
     let request = json!({ "headers": headers, "data": data }).to_string();
-    let ca = pki.paths.ca_cert.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(script)
-            .args(["127.0.0.1", &port.to_string()])
-            .arg(ca)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3 (Debian's, with python3-h2) is needed: scripts/test installs it");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(request.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "raw_client.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let result = raw::python_h2("raw_client.py", port, &pki.paths.ca_cert, &[], &request).await;
     Answer {
         status: result["status"].as_u64(),
         body: result["body"].as_str().unwrap_or_default().to_owned(),

@@ -9,34 +9,16 @@
 
 mod common;
 
-use std::process::Command;
-
+use common::raw;
 use common::*;
 use serde_json::Value;
 
 /// GOAWAY's ENHANCE_YOUR_CALM (RFC 9113 §7).
 const ENHANCE_YOUR_CALM: u64 = 0xb;
 
-async fn flood(pki: &Pki, port: u16, mode: &'static str, count: u64) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2/flood.py");
-    let ca = pki.paths.ca_cert.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("/usr/bin/python3")
-            .arg(script)
-            .args(["127.0.0.1", &port.to_string()])
-            .arg(ca)
-            .args([mode, &count.to_string()])
-            .output()
-            .expect("python3 (Debian's, with python3-h2) is needed: scripts/test installs it")
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "flood.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+async fn flood(pki: &Pki, port: u16, mode: &str, count: u64) -> Value {
+    let count = count.to_string();
+    raw::python_h2("flood.py", port, &pki.paths.ca_cert, &[mode, &count], "").await
 }
 
 async fn setup() -> (Pki, Upstream, gatehouse::server::Running, Client) {

@@ -114,17 +114,9 @@ async fn serve_raw(
                 }
             }
         }
-        let length: usize = header(&head, "content-length")
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(0);
-        while buffered.len() < length {
-            let mut buf = [0u8; 4096];
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffered.extend_from_slice(&buf[..n]),
-            }
+        if read_body(&mut stream, &head, &mut buffered).await.is_none() {
+            return;
         }
-        buffered.drain(..length);
         let answer = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nplain";
         if stream.write_all(answer.as_bytes()).await.is_err() {
             return;
@@ -150,6 +142,71 @@ pub async fn read_head<S: AsyncRead + Unpin>(
             Ok(n) => buffered.extend_from_slice(&buf[..n]),
         }
     }
+}
+
+/// Reads the `Content-Length` body that follows `head` (none without one), taking what is
+/// already in `buffered` first. `None` when the stream ends before the body does.
+async fn read_body<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    head: &str,
+    buffered: &mut Vec<u8>,
+) -> Option<Vec<u8>> {
+    let length: usize = header(head, "content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    while buffered.len() < length {
+        let mut buf = [0u8; 4096];
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffered.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(buffered.drain(..length).collect())
+}
+
+/// Runs one of the Python HTTP/2 clients in `tests/h2/` (Debian's python3 with python3-h2)
+/// against `127.0.0.1:port` with `args` after the CA file and `stdin` as input, and returns
+/// the JSON it prints.
+pub async fn python_h2(
+    script: &str,
+    port: u16,
+    ca: &Path,
+    args: &[&str],
+    stdin: &str,
+) -> serde_json::Value {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let script = format!("{}/tests/h2/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut command = Command::new("/usr/bin/python3");
+    command
+        .arg(&script)
+        .args(["127.0.0.1", &port.to_string()])
+        .arg(ca)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let stdin = stdin.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = command
+            .spawn()
+            .expect("python3 (Debian's, with python3-h2) is needed: scripts/test installs it");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 /// The value of header `name` (case-insensitive) in a head written as text.
@@ -188,17 +245,7 @@ pub async fn read_response<S: AsyncRead + Unpin>(
         let head = read_head(stream, buffered)
             .await
             .expect("connection closed");
-        let length: usize = header(&head, "content-length")
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(0);
-        while buffered.len() < length {
-            let mut buf = [0u8; 4096];
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buffered.extend_from_slice(&buf[..n]),
-            }
-        }
-        let body: Vec<u8> = buffered.drain(..length.min(buffered.len())).collect();
+        let body = read_body(stream, &head, buffered).await.unwrap_or_default();
         (head, String::from_utf8_lossy(&body).into_owned())
     };
     tokio::time::timeout(limit, read)
