@@ -18,6 +18,15 @@ upstream:
 policies: policies/
 ";
 
+/// Parses [`MINIMAL`] with `text` appended, as `g.yaml`.
+fn full(text: &str) -> Result<Config, ConfigErrors> {
+    parse(
+        &format!("{MINIMAL}{text}"),
+        Path::new("g.yaml"),
+        &Overrides::default(),
+    )
+}
+
 #[test]
 fn minimal_config_gets_safe_defaults() {
     let config = parse(
@@ -270,13 +279,6 @@ issuers:
     claims:
       roles: [realm_access.roles, groups]
 ";
-    let full = |t: &str| {
-        parse(
-            &format!("{MINIMAL}{t}"),
-            Path::new("g.yaml"),
-            &Overrides::default(),
-        )
-    };
     let errors = full(text).unwrap_err().0;
     let got: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
     assert_eq!(
@@ -315,13 +317,6 @@ login:
 session:
   secrets: [{ env: PATH }]
 ";
-    let full = |t: &str| {
-        parse(
-            &format!("{MINIMAL}{t}"),
-            Path::new("g.yaml"),
-            &Overrides::default(),
-        )
-    };
     let errors = full(text).unwrap_err().0;
     let got: Vec<(u64, &str)> = errors
         .iter()
