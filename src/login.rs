@@ -6,7 +6,7 @@
 //! Depends on `auth` (the one token verifier, for ID tokens too) and `config`; never on the
 //! server or the proxy.
 
-mod cookie;
+pub mod cookie;
 mod dev;
 mod oidc;
 mod pages;

@@ -4,7 +4,7 @@
 //! Unreserved percent-escapes are decoded (`%61` → `a`, `%2e` → `.`), other escapes are kept
 //! with upper-case hex, `;params` are dropped from every segment, dot segments are resolved and
 //! empty segments merged. What cannot be made canonical safely is refused: an encoded `/` or
-//! `\`, a NUL or other control character, a malformed escape, invalid UTF-8 after decoding, or
+//! `\`, a NUL, space or other control character, a malformed escape, invalid UTF-8 after decoding, or
 //! `..` climbing above the root. Pure: no I/O, no allocation beyond the result.
 
 use std::fmt::Write as _;
@@ -114,7 +114,8 @@ fn decode_segment(segment: &str) -> Result<String, PathError> {
             decoded.push(value);
             i += 3;
         } else {
-            if b.is_ascii_control() || b == b'\\' || b >= 0x80 {
+            // A raw space would make the forwarded request line ambiguous (`GET /a b HTTP/1.1`).
+            if b.is_ascii_control() || matches!(b, b' ' | b'\\') || b >= 0x80 {
                 return Err(PathError::ForbiddenCharacter);
             }
             out.push(char::from(b));
@@ -183,6 +184,18 @@ mod tests {
         ] {
             assert_eq!(canonicalize(raw), Err(error), "{raw}");
         }
+    }
+
+    /// Found by `fuzz/` (target `path`): a raw space survived into the canonical path, which
+    /// is then no valid request target to forward (`GET /a b HTTP/1.1`).
+    #[test]
+    fn a_raw_space_is_refused() {
+        assert_eq!(canonicalize("/a b"), Err(PathError::ForbiddenCharacter));
+        assert_eq!(
+            canonicalize("/an/./x//x ..."),
+            Err(PathError::ForbiddenCharacter)
+        );
+        assert_eq!(canonicalize("/a%20b").as_deref(), Ok("/a%20b"));
     }
 
     proptest! {

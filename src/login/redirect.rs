@@ -66,7 +66,13 @@ fn strip_port(authority: &str) -> Option<&str> {
         return authority.split_once(']').map(|(h, _)| &h[1..]);
     }
     let host = match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        // An empty port means the default; one past 65535 no browser will follow.
+        Some((host, port))
+            if port.bytes().all(|b| b.is_ascii_digit())
+                && (port.is_empty() || port.parse::<u16>().is_ok()) =>
+        {
+            host
+        }
         Some(_) => return None,
         None => authority,
     };
@@ -143,6 +149,22 @@ mod tests {
         ] {
             assert_eq!(p.check(bad, Some("self.local")), None, "{bad:?}");
         }
+    }
+
+    /// Found by `fuzz/` (target `redirect`): a port past 65535 was accepted, though no browser
+    /// can follow such a URL (the `url` crate refuses it too).
+    #[test]
+    fn ports_no_browser_can_parse_are_refused() {
+        let p = policy();
+        for bad in [
+            "https://app.example.com:65536/",
+            "https://a.example.com:422121/x",
+            "https://app.example.com:99999999999999999999/",
+        ] {
+            assert_eq!(p.check(bad, None), None, "{bad:?}");
+        }
+        assert!(p.check("https://app.example.com:65535/", None).is_some());
+        assert!(p.check("https://app.example.com:/", None).is_some());
     }
 
     #[test]
