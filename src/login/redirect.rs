@@ -62,17 +62,14 @@ impl RedirectPolicy {
 }
 
 fn strip_port(authority: &str) -> Option<&str> {
-    if authority.starts_with('[') {
-        return authority.split_once(']').map(|(h, _)| &h[1..]);
+    if let Some(rest) = authority.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`, nothing else: `[app.example.com]evil` is not a host.
+        let (ip, after) = rest.split_once(']')?;
+        let port_ok = after.is_empty() || after.strip_prefix(':').is_some_and(valid_port);
+        return (port_ok && ip.parse::<std::net::Ipv6Addr>().is_ok()).then_some(ip);
     }
     let host = match authority.rsplit_once(':') {
-        // An empty port means the default; one past 65535 no browser will follow.
-        Some((host, port))
-            if port.bytes().all(|b| b.is_ascii_digit())
-                && (port.is_empty() || port.parse::<u16>().is_ok()) =>
-        {
-            host
-        }
+        Some((host, port)) if valid_port(port) => host,
         Some(_) => return None,
         None => authority,
     };
@@ -81,6 +78,11 @@ fn strip_port(authority: &str) -> Option<&str> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     valid.then_some(host)
+}
+
+/// Digits that fit a port; empty means the default. A port past 65535 no browser follows.
+fn valid_port(port: &str) -> bool {
+    port.bytes().all(|b| b.is_ascii_digit()) && (port.is_empty() || port.parse::<u16>().is_ok())
 }
 
 #[cfg(test)]
@@ -165,6 +167,25 @@ mod tests {
         }
         assert!(p.check("https://app.example.com:65535/", None).is_some());
         assert!(p.check("https://app.example.com:/", None).is_some());
+    }
+
+    /// Found by `fuzz/` (target `redirect`): anything in brackets passed as a host, so
+    /// `https://[app.example.com]evil/` was accepted as `app.example.com`.
+    #[test]
+    fn brackets_hold_an_ipv6_address_and_nothing_follows_but_a_port() {
+        let p = policy();
+        for bad in [
+            "https://[app.example.com]:44",
+            "https://[app.example.com]evil.com/",
+            "https://[::1]evil/",
+            "https://[::1]:99999/",
+        ] {
+            assert_eq!(p.check(bad, Some("[::1]:8443")), None, "{bad:?}");
+        }
+        assert!(
+            p.check("https://[::1]:8443/x", Some("[::1]:8443"))
+                .is_some()
+        );
     }
 
     #[test]
