@@ -40,14 +40,18 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
     let mut upgrade_requested = false;
     let mut named: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
-        // A value that is not visible ASCII names nothing we could match; it is dropped below.
-        let Ok(text) = value.to_str() else { continue };
-        for token in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            if token.eq_ignore_ascii_case("upgrade") {
+        // Bytes, not text: a non-ASCII token elsewhere in the value must not hide the names
+        // beside it. A token that is no header name names nothing we could match.
+        for token in value
+            .as_bytes()
+            .split(|b| *b == b',')
+            .map(<[u8]>::trim_ascii)
+        {
+            if token.eq_ignore_ascii_case(b"upgrade") {
                 upgrade_requested = true;
             }
             // HeaderName parsing lowercases, so `X-User-Id` and `x-USER-id` name one header.
-            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+            if let Ok(name) = HeaderName::from_bytes(token) {
                 named.push(name);
             }
         }
@@ -210,6 +214,22 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `fuzz/` (target `headers`): a `Connection` value with a non-ASCII byte was
+    /// skipped whole, so the headers it named were forwarded.
+    #[test]
+    fn connection_names_count_even_beside_non_ascii_bytes() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"\xe6\xaa, X-Foo").unwrap(),
+        );
+        headers.append("x-foo", HeaderValue::from_static("1"));
+        headers.append("x-bar", HeaderValue::from_static("2"));
+        remove_hop_by_hop(&mut headers);
+        assert!(!headers.contains_key("x-foo"), "{headers:?}");
+        assert!(headers.contains_key("x-bar"));
+    }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();

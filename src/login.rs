@@ -7,7 +7,7 @@
 //! server or the proxy.
 
 mod answers;
-mod cookie;
+pub mod cookie;
 mod dev;
 mod oidc;
 mod pages;

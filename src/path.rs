@@ -3,13 +3,14 @@
 //!
 //! Unreserved percent-escapes are decoded (`%61` → `a`, `%2e` → `.`), other escapes are kept
 //! with upper-case hex, `;params` are dropped from every segment, dot segments are resolved and
-//! empty segments merged. What cannot be made canonical safely is refused: an encoded `/`, `\`
-//! or `;`, a NUL or other control character, a backslash, a malformed escape, invalid UTF-8
-//! after decoding, `..` climbing above the root, or a segment that ends in `.` or a space
-//! (other than `.` and `..` themselves). An origin may decode once more, take `\` for `/`, drop
-//! what follows a `;` or strip trailing dots and spaces (Windows does), and each of those would
-//! turn a path the policy saw as one thing into another; the differential test in
-//! `path/differential.rs` checks that property. Pure: no I/O, no allocation beyond the result.
+//! empty segments merged. What cannot be made canonical safely is refused: an encoded `/`,
+//! `\`, `;`, `?` or `#`, a NUL, raw space or other control character, a backslash, a
+//! malformed escape, invalid UTF-8 after decoding, `..` climbing above the root, or a segment
+//! that ends in `.` or a space (other than `.` and `..` themselves). An origin may decode once
+//! more, take `\` for `/`, drop what follows a `;`, cut at a decoded `?`, or strip trailing
+//! dots and spaces (Windows does), and each of those would turn a path the policy saw as one
+//! thing into another; the differential test in `path/differential.rs` checks that property.
+//! Pure: no I/O, no allocation beyond the result.
 
 use std::fmt::Write as _;
 
@@ -22,7 +23,7 @@ pub enum PathError {
     NotAbsolute,
     #[error("the path contains an encoded `/`, `\\`, `;`, `?` or `#`")]
     EncodedSeparator,
-    #[error("the path contains a control character or backslash")]
+    #[error("the path contains a control character, a raw space or a backslash")]
     ForbiddenCharacter,
     #[error("the path contains a malformed percent-escape")]
     BadEscape,
@@ -128,7 +129,8 @@ fn decode_segment(segment: &str) -> Result<String, PathError> {
             decoded.push(value);
             i += 3;
         } else {
-            if b.is_ascii_control() || b == b'\\' || b >= 0x80 {
+            // A raw space would make the forwarded request line ambiguous (`GET /a b HTTP/1.1`).
+            if b.is_ascii_control() || matches!(b, b' ' | b'\\') || b >= 0x80 {
                 return Err(PathError::ForbiddenCharacter);
             }
             out.push(char::from(b));
@@ -211,14 +213,14 @@ mod tests {
             ("/%61dmin%2E", PathError::TrailingDotOrSpace),
             ("/admin%20", PathError::TrailingDotOrSpace),
             ("/admin%20/users", PathError::TrailingDotOrSpace),
-            ("/admin /users", PathError::TrailingDotOrSpace),
+            ("/admin /users", PathError::ForbiddenCharacter),
             ("/admin.%20/users", PathError::TrailingDotOrSpace),
             ("/admin%20./users", PathError::TrailingDotOrSpace),
             ("/x/...", PathError::TrailingDotOrSpace),
-            ("/x/.. /y", PathError::TrailingDotOrSpace),
+            ("/x/.. /y", PathError::ForbiddenCharacter),
             ("/x/..%20/y", PathError::TrailingDotOrSpace),
-            ("/x/. /y", PathError::TrailingDotOrSpace),
-            ("/x/ ../y", PathError::TrailingDotOrSpace),
+            ("/x/. /y", PathError::ForbiddenCharacter),
+            ("/x/ ../y", PathError::ForbiddenCharacter),
             ("/..", PathError::AboveRoot),
             ("/a/../../b", PathError::AboveRoot),
             ("admin", PathError::NotAbsolute),
@@ -226,6 +228,18 @@ mod tests {
         ] {
             assert_eq!(canonicalize(raw), Err(error), "{raw}");
         }
+    }
+
+    /// Found by `fuzz/` (target `path`): a raw space survived into the canonical path, which
+    /// is then no valid request target to forward (`GET /a b HTTP/1.1`).
+    #[test]
+    fn a_raw_space_is_refused() {
+        assert_eq!(canonicalize("/a b"), Err(PathError::ForbiddenCharacter));
+        assert_eq!(
+            canonicalize("/an/./x//x ..."),
+            Err(PathError::ForbiddenCharacter)
+        );
+        assert_eq!(canonicalize("/a%20b").as_deref(), Ok("/a%20b"));
     }
 
     proptest! {

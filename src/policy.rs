@@ -471,9 +471,17 @@ impl Validator {
     fn route(&mut self, file: &Path, i: usize, raw: RawRoute) {
         let field = |name: &str| format!("routes[{i}].{name}");
         let Some(name) = raw.name else {
+            // The route is still somewhere in the file: point at the first key it does have.
+            let at = [raw.path.as_ref(), raw.paths.iter().flatten().next()]
+                .into_iter()
+                .chain([raw.host.as_ref(), raw.auth.as_ref()])
+                .flatten()
+                .map(|s| s.referenced)
+                .next()
+                .unwrap_or(UNKNOWN);
             self.error(
                 file,
-                &UNKNOWN,
+                &at,
                 &field("name"),
                 "every route needs a unique `name`",
             );

@@ -62,11 +62,14 @@ impl RedirectPolicy {
 }
 
 fn strip_port(authority: &str) -> Option<&str> {
-    if authority.starts_with('[') {
-        return authority.split_once(']').map(|(h, _)| &h[1..]);
+    if let Some(rest) = authority.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`, nothing else: `[app.example.com]evil` is not a host.
+        let (ip, after) = rest.split_once(']')?;
+        let port_ok = after.is_empty() || after.strip_prefix(':').is_some_and(valid_port);
+        return (port_ok && ip.parse::<std::net::Ipv6Addr>().is_ok()).then_some(ip);
     }
     let host = match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        Some((host, port)) if valid_port(port) => host,
         Some(_) => return None,
         None => authority,
     };
@@ -75,6 +78,11 @@ fn strip_port(authority: &str) -> Option<&str> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     valid.then_some(host)
+}
+
+/// Digits that fit a port; empty means the default. A port past 65535 no browser follows.
+fn valid_port(port: &str) -> bool {
+    port.bytes().all(|b| b.is_ascii_digit()) && (port.is_empty() || port.parse::<u16>().is_ok())
 }
 
 #[cfg(test)]
@@ -143,6 +151,41 @@ mod tests {
         ] {
             assert_eq!(p.check(bad, Some("self.local")), None, "{bad:?}");
         }
+    }
+
+    /// Found by `fuzz/` (target `redirect`): a port past 65535 was accepted, though no browser
+    /// can follow such a URL (the `url` crate refuses it too).
+    #[test]
+    fn ports_no_browser_can_parse_are_refused() {
+        let p = policy();
+        for bad in [
+            "https://app.example.com:65536/",
+            "https://a.example.com:422121/x",
+            "https://app.example.com:99999999999999999999/",
+        ] {
+            assert_eq!(p.check(bad, None), None, "{bad:?}");
+        }
+        assert!(p.check("https://app.example.com:65535/", None).is_some());
+        assert!(p.check("https://app.example.com:/", None).is_some());
+    }
+
+    /// Found by `fuzz/` (target `redirect`): anything in brackets passed as a host, so
+    /// `https://[app.example.com]evil/` was accepted as `app.example.com`.
+    #[test]
+    fn brackets_hold_an_ipv6_address_and_nothing_follows_but_a_port() {
+        let p = policy();
+        for bad in [
+            "https://[app.example.com]:44",
+            "https://[app.example.com]evil.com/",
+            "https://[::1]evil/",
+            "https://[::1]:99999/",
+        ] {
+            assert_eq!(p.check(bad, Some("[::1]:8443")), None, "{bad:?}");
+        }
+        assert!(
+            p.check("https://[::1]:8443/x", Some("[::1]:8443"))
+                .is_some()
+        );
     }
 
     #[test]

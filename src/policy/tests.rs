@@ -332,3 +332,17 @@ fn case_insensitive_paths_close_case_games() {
         assert_eq!(rule_name(&folded, "GET", path, None), "admin", "{path}");
     }
 }
+
+/// Found by `fuzz/` (target `policy`): a route without a name was reported with no line, so
+/// in a long file nobody could tell which route it was.
+#[test]
+fn a_route_without_a_name_is_reported_at_the_route() {
+    let errors = policy("version: 1\nroutes:\n  - name: a\n    path: /a\n    auth: none\n  - path: /b\n    auth: none\n")
+        .unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        (errors[0].line, errors[0].field.as_str()),
+        (6, "routes[1].name"),
+        "{errors:?}"
+    );
+}
