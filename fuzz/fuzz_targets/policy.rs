@@ -38,13 +38,14 @@ fuzz_target!(|data: &[u8]| {
                 let Some((_, text)) = sources.iter().find(|(p, _)| *p == e.file) else {
                     panic!("error names no source: {shown}");
                 };
-                let lines = text.lines().count() as u64 + 1;
+                let lines = lines::count(text);
                 assert!(!e.field.is_empty() && !e.message.is_empty(), "{shown}");
                 assert!(e.line <= lines, "line beyond the text: {shown}");
-                assert!(
-                    e.line > 0 || lines::missing(text, &e.field),
-                    "no line: {shown}\n{text}"
-                );
+                let children = errors.iter().filter(|c| c.file == e.file);
+                let children = children.map(|c| (c.field.clone(), c.line));
+                let placed =
+                    lines::missing(text, &e.field) || lines::placed_by_a_child(&e.field, children);
+                assert!(e.line > 0 || placed, "no line: {shown}\n{text}");
             }
         }
     }
