@@ -471,7 +471,10 @@ fn yaml_path_at(text: &str, line: u64) -> Option<String> {
 
 fn apply_overrides(raw: &mut RawConfig, o: &Overrides) {
     let flag = |v: &Option<String>| v.clone().map(|s| Spanned::new(s, UNKNOWN, UNKNOWN));
-    let listen = raw.listen.get_or_insert_with(Default::default);
+    let listen = &mut raw
+        .listen
+        .get_or_insert_with(|| Spanned::new(Default::default(), UNKNOWN, UNKNOWN))
+        .value;
     if o.https.is_some() {
         listen.https = flag(&o.https);
     }

@@ -21,13 +21,7 @@ pub fn check(errors: &[ConfigError], file: &Path, text: &str) {
         assert!(!e.field.is_empty() && !e.message.is_empty(), "{shown}");
         assert!(e.line <= lines, "line beyond the text: {shown}");
         let children = errors.iter().map(|c| (c.field.clone(), c.line));
-        // Known gap, left to the config owners: "set `https` or `http`" is reported at line 0
-        // even when a `listen:` section is there (its keys misspelt), because the raw
-        // `listen` section carries no location. Seed: fuzz/seeds/config/known-listen-no-line.
-        let known_gap = e.field == "listen";
-        let placed = known_gap
-            || lines::missing(text, &e.field)
-            || lines::placed_by_a_child(&e.field, children);
+        let placed = lines::missing(text, &e.field) || lines::placed_by_a_child(&e.field, children);
         assert!(e.line > 0 || placed, "no line: {shown}\n{text}");
     }
 }

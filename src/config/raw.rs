@@ -16,7 +16,7 @@ type S<T> = Spanned<T>;
 pub struct RawConfig {
     /// Format version; must be `1`.
     pub version: Option<S<u32>>,
-    pub listen: Option<RawListen>,
+    pub listen: Option<S<RawListen>>,
     pub tls: Option<RawTls>,
     pub upstream: Option<RawUpstream>,
     pub limits: Option<RawLimits>,

@@ -482,3 +482,23 @@ fn bad_tls_versions_and_suites_name_line_and_field() {
         );
     }
 }
+
+/// Found by `fuzz/` (target `config`): these two errors were reported without a line.
+#[test]
+fn listen_without_a_listener_and_a_repeated_issuer_name_their_lines() {
+    let text = "\
+version: 1
+listen:
+  admin: 127.0.0.1:9901
+upstream:
+  url: http://127.0.0.1:3000
+issuers:
+  - issuer: https://a.example
+    audiences: [x]
+  - issuer: https://a.example
+    audiences: [y]
+";
+    let errors = parse_str(text).unwrap_err().0;
+    let got: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
+    assert_eq!(got, [(3, "listen"), (9, "issuers[1].issuer")], "{errors:?}");
+}

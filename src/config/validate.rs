@@ -102,7 +102,10 @@ impl Validator<'_> {
             None => self.missing("version", "is required: add `version: 1` at the top"),
         }
         let tls = raw.tls.map(|t| self.tls(t));
-        let listen = self.listen(raw.listen.unwrap_or_default(), tls.is_some());
+        let listen = match raw.listen {
+            Some(listen) => self.listen(listen.value, &listen.referenced, tls.is_some()),
+            None => self.listen(raw::RawListen::default(), &UNKNOWN, tls.is_some()),
+        };
         let upstream = self.upstream(raw.upstream.unwrap_or_default());
         let limits = self.limits(raw.limits.unwrap_or_default());
         let mut trusted_proxies = Vec::new();
@@ -140,10 +143,11 @@ impl Validator<'_> {
         };
         let mut issuers: Vec<IssuerSettings> = Vec::new();
         for (i, raw) in raw.issuers.unwrap_or_default().into_iter().enumerate() {
+            let at = raw.issuer.as_ref().map_or(UNKNOWN, |s| s.referenced);
             if let Some(issuer) = self.issuer(raw, i) {
                 if issuers.iter().any(|x| x.issuer == issuer.issuer) {
                     let message = format!("`{}` is configured twice", issuer.issuer);
-                    self.missing(&format!("issuers[{i}].issuer"), message);
+                    self.error(&at, &format!("issuers[{i}].issuer"), message);
                 }
                 issuers.push(issuer);
             }
@@ -184,7 +188,8 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn listen(&mut self, raw: raw::RawListen, has_tls: bool) -> Listen {
+    /// `at`: where the `listen` section is (unknown when it is absent).
+    pub(super) fn listen(&mut self, raw: raw::RawListen, at: &Location, has_tls: bool) -> Listen {
         let https = raw
             .https
             .as_ref()
@@ -204,7 +209,8 @@ impl Validator<'_> {
             _ => {}
         }
         if raw.https.is_none() && raw.http.is_none() {
-            self.missing(
+            self.error(
+                at,
                 "listen",
                 "set `https` (with `tls`) or, behind a TLS terminator, `http`",
             );
