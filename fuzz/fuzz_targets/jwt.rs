@@ -26,6 +26,7 @@ use gatehouse::auth::jwt::Verifier;
 use gatehouse::config::{
     DEFAULT_ALGORITHMS, IssuerSettings, JwksSettings, JwksSource, TokenSettings,
 };
+use gatehouse::identity::IdentityRules;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 
@@ -91,7 +92,8 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     };
     World {
         runtime,
-        verifier: Verifier::new(&[issuer], tokens, client).with_clock(|| NOW),
+        verifier: Verifier::new(&[issuer], tokens, IdentityRules::default(), client)
+            .with_clock(|| NOW),
         key,
     }
 });
