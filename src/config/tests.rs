@@ -502,3 +502,24 @@ issuers:
     let got: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
     assert_eq!(got, [(3, "listen"), (9, "issuers[1].issuer")], "{errors:?}");
 }
+
+/// Found by `fuzz/` (target `config`): a section whose only key is misspelt is empty once the
+/// key is refused, and what it then lacks was reported without a line.
+#[test]
+fn what_a_section_lacks_is_reported_at_its_misspelt_key() {
+    let text =
+        "version: 1\nlisten:\n  htps: 127.0.0.1:8443\nupstream:\n  urll: http://127.0.0.1:3000\n";
+    let errors = parse_str(text).unwrap_err().0;
+    let mut got: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (3, "listen"),
+            (3, "listen.htps"),
+            (5, "upstream.url"),
+            (5, "upstream.urll"),
+        ],
+        "{errors:?}"
+    );
+}

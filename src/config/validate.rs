@@ -36,8 +36,26 @@ impl Validator<'_> {
         self.errors.push(error);
     }
 
+    /// A required key that is absent. When its section is there but a misspelt key in it was
+    /// refused (an unknown key, found before validation), the error points at that key: that
+    /// is most likely the one the author meant.
     pub(super) fn missing(&mut self, field: &str, message: impl Into<String>) {
-        self.error(&UNKNOWN, field, message);
+        let section = field.rsplit_once('.').map_or(field, |(section, _)| section);
+        let within = |f: &str| {
+            f.strip_prefix(section)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        };
+        let nearby = self
+            .errors
+            .iter()
+            .find(|e| e.line > 0 && within(&e.field))
+            .map(|e| (e.line, e.column));
+        let mut error = self.origin(&UNKNOWN, field).error(message);
+        if let Some((line, column)) = nearby {
+            error.line = line;
+            error.column = column;
+        }
+        self.errors.push(error);
     }
 
     pub(super) fn duration(
@@ -209,11 +227,12 @@ impl Validator<'_> {
             _ => {}
         }
         if raw.https.is_none() && raw.http.is_none() {
-            self.error(
-                at,
-                "listen",
-                "set `https` (with `tls`) or, behind a TLS terminator, `http`",
-            );
+            let message = "set `https` (with `tls`) or, behind a TLS terminator, `http`";
+            if at.line() > 0 {
+                self.error(at, "listen", message);
+            } else {
+                self.missing("listen", message);
+            }
         }
         let public = [https, http];
         // Port 0 asks the OS for a free port, so two port-0 listeners never clash.
