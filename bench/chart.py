@@ -13,8 +13,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-THROUGHPUT = ["h1-1token", "h1-1000tokens", "h2-1token"]
+THROUGHPUT = ["h1-1token", "h1-1000tokens", "h2-1token", "h1-opaque-1token", "h1-session",
+              "grpc-unary"]
 FIXED = "h1-fixed-2000rps"
+FIXED_SESSION = "h1-session-fixed-2000rps"  # the same load with a session cookie
+FIXED_GRPC = "grpc-unary-fixed-2000rps"  # gRPC unary calls over HTTP/2 (the gRPC targets)
 
 
 def main(raw_path: str, png_path: str) -> None:
@@ -44,7 +47,8 @@ def main(raw_path: str, png_path: str) -> None:
         )
         ax1.set_xlabel(f"direct (no proxy, the ceiling): {ceiling} req/s", fontsize=8)
 
-    fixed = [by.get((t, FIXED)) for t in targets]
+    fixed = [by.get((t, FIXED)) or by.get((t, FIXED_SESSION)) or by.get((t, FIXED_GRPC))
+             for t in targets]
     p99 = [r["p99_ms"] if r and r["p99_ms"] is not None else 0 for r in fixed]
     p50 = [r["p50_ms"] if r and r["p50_ms"] is not None else 0 for r in fixed]
     xs = range(len(targets))
@@ -53,11 +57,13 @@ def main(raw_path: str, png_path: str) -> None:
     ax2.bar_label(bars, labels=[f"{v:.2f}" if v else "" for v in p99], fontsize=7)
     ax2.set_xticks(list(xs), targets)
     ax2.set_ylabel("ms (lower is better)")
-    ax2.set_title("Latency at a fixed 2,000 req/s (HTTP/1.1)")
+    ax2.set_title("Latency at a fixed 2,000 req/s (HTTP/1.1; *-grpc: gRPC)")
     ax2.legend(fontsize=8)
 
     for ax in (ax1, ax2):
-        ax.tick_params(axis="x", labelsize=8, rotation=15)
+        ax.tick_params(axis="x", labelsize=8, rotation=25)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
         ax.grid(axis="y", alpha=0.3)
     meta, machine = raw["meta"], raw["machine"]
     fig.suptitle(

@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the per-request hot path: token verification (cold and cached), route
-//! matching, header hygiene and path canonicalization. See `bench/README.md` for what each
+//! matching, header hygiene, path canonicalization and the signed identity assertion. See `bench/README.md` for what each
 //! bench measures and the latest results.
 //!
 //! Run with `cargo bench --bench hot_path`. Under `cargo test --all-targets` every bench runs
@@ -14,11 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group};
+use gatehouse::assertion::Assertions;
 use gatehouse::auth::jwt::Verifier;
 use gatehouse::auth::signing::Signer;
 use gatehouse::auth::{ClaimMapping, Principal};
 use gatehouse::config::{
-    DEFAULT_ALGORITHMS, IdentitySettings, IssuerSettings, JwksSettings, JwksSource, TokenSettings,
+    AssertionSettings, DEFAULT_ALGORITHMS, IdentitySettings, IssuerSettings, JwksSettings,
+    JwksSource, TokenSettings,
 };
 use gatehouse::headers::{self, TrustedProxies};
 use gatehouse::identity::{IdentityHeaders, IdentityRules};
@@ -83,6 +85,7 @@ fn tokens() -> Tokens {
         leeway: Duration::from_secs(60),
         pass_authorization: false,
         jwks: JwksSettings::default(),
+        introspection: None,
     };
     Tokens {
         _dir: dir,
@@ -349,6 +352,47 @@ fn bench_headers(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_assertion(c: &mut Criterion) {
+    let settings = AssertionSettings {
+        header: HeaderName::from_static("x-gatehouse-assertion"),
+        audience: "bench-app".into(),
+        issuer: "gatehouse".into(),
+        ttl: Duration::from_secs(60),
+        key_file: None,
+        origin: gatehouse::config::Origin {
+            file: PathBuf::from("bench.yaml"),
+            line: 0,
+            column: 0,
+            field: "identity.assertion".into(),
+        },
+        publish: false,
+    };
+    let assertions = Assertions::new(&settings).unwrap();
+    let who = principal();
+    assertions.for_principal(&who).unwrap();
+    let mut group = c.benchmark_group("assertion");
+    // The common case: this identity's assertion is cached.
+    group.bench_function("cache_hit", |b| {
+        b.iter(|| assertions.for_principal(black_box(&who)).unwrap())
+    });
+    // A new identity every time: claims, ES256 signature, cache insert.
+    let mut n = 0u64;
+    group.bench_function("sign", |b| {
+        b.iter_batched_ref(
+            || {
+                n += 1;
+                Principal {
+                    subject: format!("user-{n}"),
+                    ..principal()
+                }
+            },
+            |p| assertions.for_principal(black_box(p)).unwrap(),
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
 fn bench_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("path/canonicalize");
     for (name, raw, canonical) in [
@@ -368,7 +412,7 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .without_plots();
-    targets = bench_verify, bench_policy, bench_headers, bench_path
+    targets = bench_verify, bench_policy, bench_headers, bench_path, bench_assertion
 }
 
 fn main() {

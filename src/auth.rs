@@ -3,6 +3,8 @@
 //! Pure: this module and its children never import the server, the stack or the proxy.
 //! [`Principal`] is what policy decides on and what the identity headers are built from.
 
+pub mod cert;
+pub mod introspect;
 pub mod jwks;
 pub mod jwt;
 pub mod signing;
@@ -12,11 +14,27 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+// Claim paths are configuration: `config` declares them, and this module reads claims by them.
+pub use crate::config::{ClaimMapping, RolesString};
+
 /// How the caller proved who they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuthMethod {
     Bearer,
     Session,
+    /// A client certificate verified in the TLS handshake (`tls.client_auth`).
+    Mtls,
+}
+
+impl AuthMethod {
+    /// The name used in the signed identity assertion's `auth` claim and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bearer => "bearer",
+            Self::Session => "session",
+            Self::Mtls => "mtls",
+        }
+    }
 }
 
 /// An authenticated caller.
@@ -30,40 +48,6 @@ pub struct Principal {
     /// All claims of the credential, for claim requirements.
     pub claims: Arc<Value>,
     pub method: AuthMethod,
-}
-
-/// Where an issuer keeps the facts we need, as claim paths (`realm_access.roles`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimMapping {
-    pub subject: String,
-    pub roles: Vec<String>,
-    pub scopes: Vec<String>,
-    pub email: String,
-    pub roles_string: RolesString,
-}
-
-/// What a roles claim that is one string, not an array, means (`claims.roles_string`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RolesString {
-    /// A wrong type, refused like any other.
-    #[default]
-    Reject,
-    /// Roles separated by commas or whitespace; empty pieces are dropped.
-    Split,
-    /// The whole string is one role.
-    Single,
-}
-
-impl Default for ClaimMapping {
-    fn default() -> Self {
-        Self {
-            subject: "sub".into(),
-            roles: vec!["roles".into()],
-            scopes: vec!["scope".into(), "scp".into()],
-            email: "email".into(),
-            roles_string: RolesString::Reject,
-        }
-    }
 }
 
 /// Why a set of claims cannot become a principal.

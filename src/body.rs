@@ -12,14 +12,15 @@ use bytes::Bytes;
 use http::{HeaderValue, Method};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 
-use crate::server::ActiveRequest;
+use crate::activity::ActiveRequest;
+use crate::audit::DecisionEvent;
+use crate::proxy::UpstreamBody;
 use crate::telemetry;
 
 /// What every handler answers with: a streamed upstream body or a small body of our own.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<UpstreamBody, Full<Bytes>>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Either::Right(Full::new(bytes.into()))
@@ -40,6 +41,12 @@ pub struct AccessRecord {
     pub started: Instant,
     pub upstream_time: Option<Duration>,
     pub bytes: u64,
+    /// What the policy decided (the route and the caller), when it was asked.
+    pub decision: Option<DecisionEvent>,
+    /// The request's server span, ended with the record (`telemetry.otlp` only).
+    pub trace: Option<opentelemetry::Context>,
+    /// Its trace id, for the log lines.
+    pub trace_id: Option<String>,
     /// Keeps the connection counted as busy until the response has been sent.
     pub active: Option<ActiveRequest>,
 }
@@ -55,6 +62,9 @@ impl AccessRecord {
             started: Instant::now(),
             upstream_time: None,
             bytes: 0,
+            decision: None,
+            trace: None,
+            trace_id: None,
             active: None,
         }
     }

@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `demo` and `certs dev`. Parses arguments, wires the
+//! The command line: `run`, `check`, `demo`, `certs dev`, `policy`, `dev` and `migrate`. Parses arguments, wires the
 //! pieces together, and maps failures to exit codes (64 for bad configuration, as sysexits'
 //! `EX_USAGE`; 1 for failures at run time).
 
@@ -15,6 +15,7 @@ use crate::tls::CertStore;
 use crate::{demo, devcerts};
 
 mod dev;
+mod migrate;
 mod policy;
 
 /// Exit code for configuration errors.
@@ -49,6 +50,11 @@ enum Command {
     },
     /// Local development: trusted HTTPS and a login page in front of your app (or `dev token`).
     Dev(dev::DevArgs),
+    /// Translate another proxy's configuration into Gatehouse's (writes files, then checks).
+    Migrate {
+        #[command(subcommand)]
+        command: migrate::MigrateCommand,
+    },
     /// Certificate helpers.
     Certs {
         #[command(subcommand)]
@@ -154,6 +160,7 @@ pub fn main() -> ExitCode {
             } => certs_dev(out, &names),
             Command::Policy { command } => policy::run(command),
             Command::Dev(args) => dev::run(args).await,
+            Command::Migrate { command } => migrate::run(command),
             Command::Certs {
                 command: CertsCommand::Trust { certs },
             } => trust(certs, crate::trust::Direction::Trust),

@@ -9,6 +9,9 @@ mod raw;
 mod unknown;
 mod validate;
 mod validate_auth;
+mod validate_callers;
+mod validate_session;
+mod validate_telemetry;
 
 use validate::Validator;
 
@@ -23,9 +26,8 @@ use serde_saphyr::{Location, Spanned};
 use http::HeaderName;
 use jsonwebtoken::Algorithm;
 
-use crate::auth::ClaimMapping;
-use crate::secret::SecretSource;
-use crate::telemetry::LogFormat;
+use crate::secret::{SecretSource, TextSource};
+use crate::telemetry::{AuditMode, LogFormat};
 pub use raw::RawConfig;
 
 /// One problem in a config file.
@@ -123,6 +125,47 @@ pub struct Config {
     /// Dev mode only: sign in by picking one of these users (or typing one) instead of at an
     /// OpenID provider. No config file can set this; `gatehouse dev` does.
     pub dev_users: Option<Vec<crate::login::DevUser>>,
+    /// The signed identity assertion (`identity.assertion`), when enabled.
+    pub assertion: Option<AssertionSettings>,
+    /// `forward_auth`: the forward-auth endpoint also without `login`.
+    pub forward_auth: bool,
+    /// `compat.oauth2_proxy`: public `/ping` and `/ready` (and oauth2-proxy's header names,
+    /// already folded into `identity`).
+    pub compat_oauth2_proxy: bool,
+    /// `telemetry`: trace context and OTLP export.
+    pub telemetry: TelemetrySettings,
+}
+
+/// `telemetry`, validated.
+#[derive(Debug, Clone, Default)]
+pub struct TelemetrySettings {
+    pub trust_client_trace: bool,
+    /// `None`: no tracing at all.
+    pub otlp: Option<OtlpSettings>,
+}
+
+/// `telemetry.otlp`, validated; header values already read.
+#[derive(Debug, Clone)]
+pub struct OtlpSettings {
+    /// The collector's base URL, without a trailing `/`.
+    pub endpoint: String,
+    pub sample_ratio: f64,
+    pub headers: Vec<(String, crate::secret::Secret<String>)>,
+    pub timeout: Duration,
+}
+
+/// `identity.assertion`, validated.
+#[derive(Debug, Clone)]
+pub struct AssertionSettings {
+    pub header: HeaderName,
+    pub audience: String,
+    pub issuer: String,
+    /// Whole seconds, at least one.
+    pub ttl: Duration,
+    /// The ES256 PKCS#8 key; `None` generates one at start.
+    pub key_file: Option<PathBuf>,
+    pub origin: Origin,
+    pub publish: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +183,17 @@ pub struct LoginSettings {
     pub post_logout_redirect_url: Option<String>,
     pub algorithms: Vec<Algorithm>,
     pub leeway: Duration,
+    /// `X-Forwarded-Access-Token` to the app.
+    pub pass_access_token: bool,
+    /// `Authorization: Bearer <access token>` to the app.
+    pub set_authorization: bool,
+}
+
+impl LoginSettings {
+    /// Does the app receive the access token, so that the session must keep it?
+    pub fn sends_access_token(&self) -> bool {
+        self.pass_access_token || self.set_authorization
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +203,26 @@ pub struct SessionSettings {
     pub lifetime: Duration,
     pub flow_timeout: Duration,
     pub refresh: bool,
+    pub store: SessionStore,
+}
+
+/// Where sessions live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionStore {
+    /// Sealed in the cookie itself.
+    Cookie,
+    /// In Redis; the cookie holds a ticket.
+    Redis(RedisSettings),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    pub url: TextSource,
+    pub username: Option<TextSource>,
+    pub password: Option<SecretSource>,
+    pub key_prefix: String,
+    pub timeout: Duration,
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +235,35 @@ pub struct IssuerSettings {
     pub leeway: Duration,
     pub pass_authorization: bool,
     pub jwks: JwksSettings,
+    /// Opaque tokens of this issuer are checked at its introspection endpoint.
+    pub introspection: Option<IntrospectionSettings>,
+}
+
+/// RFC 7662 token introspection for one issuer (`issuers[].introspection`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntrospectionSettings {
+    pub endpoint: IntrospectionEndpoint,
+    pub client_id: String,
+    pub client_secret: SecretSource,
+    pub auth_method: ClientAuthMethod,
+    pub cache_ttl: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntrospectionEndpoint {
+    /// `introspection_endpoint` of `<issuer>/.well-known/openid-configuration`.
+    Discovery,
+    Url(String),
+}
+
+/// How Gatehouse authenticates to an introspection endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// HTTP Basic with the form-encoded id and secret.
+    Basic,
+    /// `client_id` and `client_secret` in the request body.
+    Post,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,6 +384,28 @@ pub struct TlsSettings {
     /// The suites offered, in order, every one usable with `min_version` (and at least one
     /// for each version offered).
     pub cipher_suites: Vec<rustls::SupportedCipherSuite>,
+    /// Client certificates (`tls.client_auth`), when configured.
+    pub client_auth: Option<ClientAuthSettings>,
+}
+
+/// `tls.client_auth`, validated.
+#[derive(Debug, Clone)]
+pub struct ClientAuthSettings {
+    pub ca_file: PathBuf,
+    pub mode: ClientAuthMode,
+    pub rules: crate::auth::cert::CertRules,
+    pub forward_client_cert: bool,
+    /// Where `ca_file` is, for errors found when the file is read.
+    pub origin: Origin,
+}
+
+/// Whether a client certificate is needed to connect at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMode {
+    /// No certificate is fine; routes decide.
+    Optional,
+    /// The handshake fails without a valid certificate.
+    Required,
 }
 
 /// The lowest TLS version the public listener offers (`tls.min_version`).
@@ -315,6 +440,28 @@ pub struct Upstream {
     pub pool_max_idle: usize,
     /// Upgrade protocols forwarded to the app, lower-cased (never `h2c`).
     pub upgrades: Vec<String>,
+    pub protocol: UpstreamProtocol,
+    /// Streams opened at once on one HTTP/2 connection to the app (`h2c` only).
+    pub max_streams_per_connection: u32,
+    pub health: UpstreamHealth,
+}
+
+/// How Gatehouse speaks to the app (`upstream.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge.
+    H2c,
+}
+
+/// What readiness also waits for on the app's side (`upstream.health`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamHealth {
+    #[default]
+    None,
+    /// `grpc.health.v1.Health/Check` answering `SERVING`.
+    Grpc,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,6 +486,7 @@ pub struct Limits {
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
+    pub audit: AuditMode,
 }
 
 /// Values given on the command line; each replaces the file's value.
@@ -513,6 +661,40 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => Err(format!(
             "`{text}` needs a unit: ms, s, m or h (for example `10s`)"
         )),
+    }
+}
+
+/// Where an issuer keeps the facts we need, as claim paths (`realm_access.roles`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimMapping {
+    pub subject: String,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub email: String,
+    pub roles_string: RolesString,
+}
+
+/// What a roles claim that is one string, not an array, means (`claims.roles_string`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RolesString {
+    /// A wrong type, refused like any other.
+    #[default]
+    Reject,
+    /// Roles separated by commas or whitespace; empty pieces are dropped.
+    Split,
+    /// The whole string is one role.
+    Single,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        Self {
+            subject: "sub".into(),
+            roles: vec!["roles".into()],
+            scopes: vec!["scope".into(), "scp".into()],
+            email: "email".into(),
+            roles_string: RolesString::Reject,
+        }
     }
 }
 

@@ -5,10 +5,12 @@
 
 use http::{HeaderValue, Response, StatusCode, header};
 
+use crate::auth::cert::CertError;
 use crate::auth::jwt::TokenError;
 
 use crate::body::{self, Body};
 use crate::framing::FramingError;
+use crate::grpc;
 use crate::path::PathError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +27,13 @@ pub enum ProxyError {
     /// The issuer's signing keys are not available: we cannot decide, so we do not guess.
     #[error("signing keys unavailable")]
     KeysUnavailable,
+    /// The session store (Redis) cannot answer: the session is neither valid nor over.
+    #[error("session store unavailable")]
+    SessionStoreUnavailable,
+    /// No introspection endpoint could say whether an opaque token is active: 503 with
+    /// `Retry-After`, never a 401.
+    #[error("token introspection unavailable")]
+    IntrospectionUnavailable,
     /// Nothing here by that name (an unknown built-in endpoint).
     #[error("not found")]
     NotFound,
@@ -55,6 +64,10 @@ pub enum ProxyError {
     /// The upstream answered with something that is not valid HTTP.
     #[error("upstream protocol error")]
     UpstreamProtocol,
+    /// The upstream reset the HTTP/2 stream (with this error code) before answering. An
+    /// HTTP/2 client gets the same reset (see `stack`); others get 502.
+    #[error("upstream reset the stream ({0})")]
+    UpstreamReset(u32),
     /// A fault on our side that the client cannot fix.
     #[error("internal error")]
     Internal,
@@ -65,9 +78,14 @@ pub enum ProxyError {
 pub enum Credential {
     /// No credential at all: the challenge carries no error code.
     Missing,
+    /// No session on a route that takes only a session (`auth: session`). No `Bearer`
+    /// challenge: a token would not be accepted there, so none is asked for.
+    NoSession,
     /// Not a well-formed bearer credential (e.g. two `Authorization` headers).
     Malformed,
     Invalid(TokenError),
+    /// A verified client certificate that names no usable identity.
+    Certificate(CertError),
 }
 
 const REALM: &str = "gatehouse";
@@ -78,14 +96,18 @@ impl ProxyError {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } | Self::NoRoute => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable
+            | Self::SessionStoreUnavailable
+            | Self::IntrospectionUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Framing(why) if why.not_implemented() => StatusCode::NOT_IMPLEMENTED,
             Self::BadRequest(_) | Self::BadPath(_) | Self::Framing(_) | Self::BadBody => {
                 StatusCode::BAD_REQUEST
             }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::UpstreamConnect | Self::UpstreamProtocol => StatusCode::BAD_GATEWAY,
+            Self::UpstreamConnect | Self::UpstreamProtocol | Self::UpstreamReset(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -94,12 +116,15 @@ impl ProxyError {
     /// A stable machine-readable code, also used as the metric label for upstream errors.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unauthenticated(Credential::Missing) => "unauthenticated",
+            Self::Unauthenticated(Credential::Missing | Credential::NoSession) => "unauthenticated",
             Self::Unauthenticated(Credential::Malformed) => "invalid_request",
             Self::Unauthenticated(Credential::Invalid(_)) => "invalid_token",
+            Self::Unauthenticated(Credential::Certificate(_)) => "invalid_client_certificate",
             Self::Forbidden { .. } | Self::NoRoute => "forbidden",
             Self::NotFound => "not_found",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::SessionStoreUnavailable => "session_store_unavailable",
+            Self::IntrospectionUnavailable => "introspection_unavailable",
             Self::HeadersTooLarge => "headers_too_large",
             Self::BadRequest(_) => "bad_request",
             Self::BadPath(_) => "bad_path",
@@ -109,6 +134,7 @@ impl ProxyError {
             Self::UpstreamConnect => "upstream_connect",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamProtocol => "upstream_protocol",
+            Self::UpstreamReset(_) => "upstream_reset",
             Self::Internal => "internal",
         }
     }
@@ -118,15 +144,25 @@ impl ProxyError {
             Self::Unauthenticated(Credential::Missing) => {
                 "this route needs authentication".to_owned()
             }
+            Self::Unauthenticated(Credential::NoSession) => {
+                "this route needs a signed-in session".to_owned()
+            }
             Self::Unauthenticated(Credential::Malformed) => {
                 "send exactly one `Authorization: Bearer <token>` header".to_owned()
             }
             Self::Unauthenticated(Credential::Invalid(why)) => why.to_string(),
+            Self::Unauthenticated(Credential::Certificate(why)) => why.to_string(),
             Self::Forbidden { needed, .. } => format!("this route needs {needed}"),
             Self::NoRoute => "no route allows this request".to_owned(),
             Self::NotFound => "not found".to_owned(),
             Self::KeysUnavailable => {
                 "the token issuer's keys are unavailable; try again shortly".to_owned()
+            }
+            Self::SessionStoreUnavailable => {
+                "sessions cannot be checked right now; try again shortly".to_owned()
+            }
+            Self::IntrospectionUnavailable => {
+                "the token issuer cannot be asked about the token; try again shortly".to_owned()
             }
             Self::HeadersTooLarge => "too many header fields".to_owned(),
             Self::BadRequest(why) => (*why).to_owned(),
@@ -137,6 +173,7 @@ impl ProxyError {
             Self::UpstreamConnect | Self::UpstreamProtocol => {
                 "the application is not answering".to_owned()
             }
+            Self::UpstreamReset(_) => "the application reset the stream".to_owned(),
             Self::UpstreamTimeout => "the application did not answer in time".to_owned(),
             Self::Internal => "internal error".to_owned(),
         }
@@ -145,8 +182,13 @@ impl ProxyError {
     /// The `WWW-Authenticate` challenge for 401s and scope 403s.
     fn challenge(&self) -> Option<String> {
         match self {
-            Self::Unauthenticated(Credential::Missing) => Some(format!("Bearer realm=\"{REALM}\"")),
-            Self::Unauthenticated(_) => Some(format!(
+            // A certificate problem has no bearer error code: the challenge only says what
+            // else the route would take.
+            Self::Unauthenticated(Credential::Missing | Credential::Certificate(_)) => {
+                Some(format!("Bearer realm=\"{REALM}\""))
+            }
+            Self::Unauthenticated(Credential::NoSession) => None,
+            Self::Unauthenticated(Credential::Malformed | Credential::Invalid(_)) => Some(format!(
                 "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{}\"",
                 self.code(),
                 self.message()
@@ -155,7 +197,23 @@ impl ProxyError {
                 "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", error_description=\"{}\"",
                 self.message().replace('"', "'")
             )),
-            _ => None,
+            Self::Forbidden { scope: false, .. }
+            | Self::NoRoute
+            | Self::KeysUnavailable
+            | Self::SessionStoreUnavailable
+            | Self::IntrospectionUnavailable
+            | Self::UpstreamReset(_)
+            | Self::NotFound
+            | Self::HeadersTooLarge
+            | Self::BadRequest(_)
+            | Self::Framing(_)
+            | Self::BadBody
+            | Self::BadPath(_)
+            | Self::MethodNotAllowed
+            | Self::UpstreamConnect
+            | Self::UpstreamTimeout
+            | Self::UpstreamProtocol
+            | Self::Internal => None,
         }
     }
 
@@ -168,6 +226,8 @@ impl ProxyError {
             | Self::Forbidden { .. }
             | Self::NoRoute
             | Self::KeysUnavailable
+            | Self::SessionStoreUnavailable
+            | Self::IntrospectionUnavailable
             | Self::NotFound
             | Self::HeadersTooLarge
             | Self::BadRequest(_)
@@ -176,8 +236,41 @@ impl ProxyError {
             | Self::UpstreamConnect
             | Self::UpstreamTimeout
             | Self::UpstreamProtocol
+            | Self::UpstreamReset(_)
             | Self::Internal => false,
         }
+    }
+
+    /// Seconds a client should wait before trying again (`Retry-After`), for the answers
+    /// that mean "not now" rather than "no".
+    fn retry_after(&self) -> Option<&'static str> {
+        match self {
+            Self::IntrospectionUnavailable => Some("5"),
+            Self::SessionStoreUnavailable => Some("2"),
+            Self::Unauthenticated(_)
+            | Self::Forbidden { .. }
+            | Self::NoRoute
+            | Self::KeysUnavailable
+            | Self::NotFound
+            | Self::HeadersTooLarge
+            | Self::BadRequest(_)
+            | Self::Framing(_)
+            | Self::BadBody
+            | Self::BadPath(_)
+            | Self::MethodNotAllowed
+            | Self::UpstreamConnect
+            | Self::UpstreamTimeout
+            | Self::UpstreamProtocol
+            | Self::UpstreamReset(_)
+            | Self::Internal => None,
+        }
+    }
+
+    /// The answer for a gRPC client: the same status, challenge and message as
+    /// [`Self::into_response`], in gRPC's trailers-only form (see [`grpc::from_answer`]).
+    pub fn into_grpc_response(self) -> Response<Body> {
+        let message = self.message();
+        grpc::from_answer(self.into_response(), Some(&message))
     }
 
     pub fn into_response(self) -> Response<Body> {
@@ -189,6 +282,9 @@ impl ProxyError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(seconds) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+        }
         if let Some(challenge) = self
             .challenge()
             .and_then(|c| HeaderValue::from_str(&c).ok())
@@ -244,6 +340,50 @@ mod tests {
         .into_response();
         assert!(!role.headers().contains_key("www-authenticate"));
         assert_eq!(ProxyError::KeysUnavailable.status(), 503);
+        let unavailable = ProxyError::IntrospectionUnavailable.into_response();
+        assert_eq!(unavailable.status(), 503);
+        assert_eq!(unavailable.headers()["retry-after"], "5");
+        assert!(!unavailable.headers().contains_key("www-authenticate"));
+    }
+
+    #[test]
+    fn grpc_answers_carry_the_same_decision() {
+        let missing = ProxyError::Unauthenticated(Credential::Missing).into_grpc_response();
+        assert_eq!(missing.status(), 200);
+        assert_eq!(missing.headers()["grpc-status"], "16");
+        assert_eq!(
+            missing.headers()["www-authenticate"],
+            "Bearer realm=\"gatehouse\""
+        );
+        assert_eq!(
+            missing.headers()["grpc-message"],
+            "this route needs authentication"
+        );
+        let cases = [
+            (ProxyError::NoRoute, "7"),
+            (ProxyError::HeadersTooLarge, "3"),
+            (ProxyError::BadRequest("x"), "3"),
+            (ProxyError::KeysUnavailable, "14"),
+            (ProxyError::UpstreamConnect, "14"),
+            (ProxyError::UpstreamTimeout, "4"),
+            (ProxyError::Internal, "13"),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.into_grpc_response().headers()["grpc-status"], code);
+        }
+    }
+
+    /// Found by hand (issue 11): a session-only route's 401 asked for a bearer token, which
+    /// that route would refuse.
+    #[test]
+    fn a_session_only_401_has_no_bearer_challenge() {
+        let response = ProxyError::Unauthenticated(Credential::NoSession).into_response();
+        assert_eq!(response.status(), 401);
+        assert!(!response.headers().contains_key("www-authenticate"));
+        assert_eq!(
+            ProxyError::Unauthenticated(Credential::NoSession).code(),
+            "unauthenticated"
+        );
     }
 
     #[test]

@@ -134,7 +134,7 @@ fn list_item(value: &str, field: Field) -> Result<(), IdentityError> {
 }
 
 /// Names a client may never send, whatever our configuration calls the headers we write.
-const ALWAYS_STRIPPED: [&str; 12] = [
+const ALWAYS_STRIPPED: [&str; 16] = [
     "x-user-id",
     "x-user-roles",
     "x-user-email",
@@ -147,6 +147,11 @@ const ALWAYS_STRIPPED: [&str; 12] = [
     "x-auth-request-user",
     "x-auth-request-email",
     "x-auth-request-groups",
+    "x-auth-request-preferred-username",
+    "x-auth-request-access-token",
+    // Only Gatehouse may say which client certificate was verified, or sign an identity.
+    "x-forwarded-client-cert",
+    "x-gatehouse-assertion",
 ];
 
 #[derive(Debug, Clone)]
@@ -154,6 +159,8 @@ pub struct IdentityHeaders {
     settings: IdentitySettings,
     rules: IdentityRules,
     stripped: Vec<String>,
+    /// Some stripped name does not start with `x` (a renamed header such as `Remote-User`).
+    unprefixed: bool,
 }
 
 impl IdentityHeaders {
@@ -174,7 +181,18 @@ impl IdentityHeaders {
         Self {
             rules: IdentityRules::new(&settings),
             settings,
+            unprefixed: stripped.iter().any(|s| !s.starts_with('x')),
             stripped,
+        }
+    }
+
+    /// Also removes every client spelling of `name` (a header we write elsewhere, such as the
+    /// signed assertion under a configured name).
+    pub fn also_strip(&mut self, name: &HeaderName) {
+        let name = normalise(name.as_str());
+        if !self.stripped.contains(&name) {
+            self.unprefixed |= !name.starts_with('x');
+            self.stripped.push(name);
         }
     }
 
@@ -184,13 +202,14 @@ impl IdentityHeaders {
     }
 
     /// Removes every header whose normalised name is one we inject. Header names arrive
-    /// lower-cased, so only `_` needs normalising, and only names starting with `x` can match.
+    /// lower-cased, so only `_` needs normalising; unless a configured name has no `x` prefix,
+    /// only names starting with `x` can match.
     pub fn strip_spoofed(&self, headers: &mut HeaderMap) {
         let spoofed: Vec<HeaderName> = headers
             .keys()
             .filter(|name| {
                 let name = name.as_str();
-                if !name.starts_with('x') {
+                if !name.starts_with('x') && !self.unprefixed {
                     return false;
                 }
                 if name.contains('_') {
@@ -257,12 +276,27 @@ impl IdentityHeaders {
             if let Some(email) = email {
                 out.push((HeaderName::from_static("x-forwarded-email"), email));
             }
+            if let Some(name) = preferred_username(principal) {
+                out.push((
+                    HeaderName::from_static("x-forwarded-preferred-username"),
+                    value(name, Field::Subject)?,
+                ));
+            }
         }
         for (name, value) in out {
             headers.insert(name, value);
         }
         Ok(())
     }
+}
+
+/// The `preferred_username` claim, as oauth2-proxy sends it (`X-Forwarded-Preferred-Username`,
+/// `X-Auth-Request-Preferred-Username`), when it is a string.
+pub fn preferred_username(principal: &Principal) -> Option<&str> {
+    principal
+        .claims
+        .get("preferred_username")
+        .and_then(serde_json::Value::as_str)
 }
 
 fn normalise(name: &str) -> String {
@@ -298,6 +332,8 @@ mod tests {
             "X_USER_ROLES",
             "x-Forwarded-User",
             "X-Auth-Request-Email",
+            "X_Forwarded_Client_Cert",
+            "x-gatehouse-assertion",
             "x-kept",
         ] {
             h.append(
@@ -307,6 +343,24 @@ mod tests {
         }
         ids.strip_spoofed(&mut h);
         assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-kept"]);
+    }
+
+    #[test]
+    fn names_without_an_x_prefix_are_stripped_too() {
+        let mut ids = IdentityHeaders::new(IdentitySettings {
+            user: HeaderName::from_static("remote-user"),
+            ..IdentitySettings::default()
+        });
+        ids.also_strip(&HeaderName::from_static("gatehouse-assertion"));
+        let mut h = HeaderMap::new();
+        for name in ["Remote_User", "remote-user", "Gatehouse_Assertion", "kept"] {
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("mallory"),
+            );
+        }
+        ids.strip_spoofed(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["kept"]);
     }
 
     #[test]

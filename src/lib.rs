@@ -8,42 +8,58 @@
 //! | `config`    | the YAML file, its validation and the validated types        |
 //! | `tls`       | certificates, SNI selection, hot reload, rustls config       |
 //! | `server`    | listeners, connection limits, HTTP/1+2 serving, shutdown     |
+//! | `activity`  | per-connection requests in flight, for the idle timeout      |
 //! | `stack`     | the per-request pipeline, in lifecycle order                 |
 //! | `headers`   | hop-by-hop removal, `X-Forwarded-*`, request ids             |
 //! | `framing`   | HTTP/1.1 and HTTP/2 framing rules hyper leaves to us         |
+//! | `grpc`      | gRPC requests, `grpc-timeout`, trailers-only answers          |
 //! | `path`      | the canonical request path                                   |
 //! | `html`      | escaping and the frame of the pages shown to people          |
 //! | `identity`  | stripping spoofed identity headers, injecting ours           |
+//! | `assertion` | the signed identity assertion and its JWKS                   |
 //! | `policy`    | route rules from `policies/`, matching and decisions         |
 //! | `auth`      | identity: the `Principal` and claim mapping                  |
 //! | `proxy`     | the pooled upstream client, upgrades, upstream errors        |
+//! | `compat`    | `compat.oauth2_proxy`: public `/ping` and `/ready`           |
 //! | `error`     | the one mapping from errors to HTTP answers                  |
+//! | `forward_auth` | `/oauth2/auth`: the policy for the request a proxy describes |
 //! | `admin`     | `/healthz`, `/readyz`, `/metrics` on the admin listener      |
 //! | `telemetry` | logs, access log, metric names                               |
+//! | `otel`      | trace context, request spans and their OTLP export           |
+//! | `audit`     | the decision event, the audit line and its rate limit        |
 //! | `devcerts`  | the local development CA and leaf certificates               |
 //! | `devissuer` | the development token issuer (demo and dev tokens only)      |
 //! | `devmode`   | `gatehouse dev`: trusted local HTTPS with a dev login page     |
 //! | `demo`      | the embedded demo: config and echo upstream                  |
+//! | `migrate`   | `gatehouse migrate oauth2-proxy`: its options to our config   |
 //! | `login`     | browser login: OIDC flow, session cookies, `/oauth2/*` pages   |
 //! | `secret`    | secrets from files or env, redacted in `Debug`               |
 //! | `trust`     | the dev CA in and out of system and browser trust stores      |
 //! | `reload`    | watching files for changes                                   |
 
+pub mod activity;
 pub mod admin;
+pub mod assertion;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod cli;
+pub mod compat;
 pub mod config;
 pub mod demo;
 pub mod devcerts;
 pub mod devissuer;
 pub mod devmode;
 pub mod error;
+pub mod forward_auth;
 pub mod framing;
+pub mod grpc;
 pub mod headers;
 pub mod html;
 pub mod identity;
 pub mod login;
+pub mod migrate;
+pub mod otel;
 pub mod path;
 pub mod policy;
 pub mod proxy;

@@ -7,66 +7,48 @@
 //! server or the proxy.
 
 mod answers;
+mod backchannel;
 pub mod cookie;
 mod dev;
 mod oidc;
 mod pages;
 mod redirect;
+mod session;
+pub mod store;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 use oauth2::url::form_urlencoded;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
-use tokio::sync::OnceCell;
+use serde_json::{Map, Value};
 
 use crate::auth::jwks::Jwks;
 use crate::auth::jwt::{Expectations, TokenError, system_clock, verify_signed};
 use crate::auth::{AuthMethod, Principal};
 use crate::body::{self, Body};
-use crate::config::{JwksSettings, JwksSource, LoginSettings, SessionSettings};
-use crate::identity::{IdentityError, IdentityRules};
+use crate::config::{
+    JwksSettings, JwksSource, LoginSettings, SessionSettings, SessionStore as SessionStoreSettings,
+};
+use crate::identity::IdentityRules;
 use crate::secret::Secret;
 pub use answers::{auth_answer, userinfo};
 pub use cookie::{SealError, Sealer};
 pub use dev::DevUser;
 pub use oidc::{FlowSecrets, Provider, ProviderError};
 pub use pages::LoginFailure;
-pub use redirect::RedirectPolicy;
+pub use redirect::{Origin, RedirectPolicy, allowed_host_problem};
+use session::{CreateError, RefreshCell, Store, kept_claims};
+pub use session::{SessionData, SessionState};
+use store::RedisStore;
 
 /// More concurrent logins than this per browser, and the oldest is dropped.
 const MAX_FLOWS: usize = 4;
-/// How long a refresh result is shared with requests that still carry the old cookie.
-const REFRESH_MEMORY: Duration = Duration::from_secs(120);
-
-/// What is kept in the session cookie; short keys keep it small.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SessionData {
-    /// Random id of this session (new at every login).
-    #[serde(rename = "i")]
-    pub id: String,
-    #[serde(rename = "s")]
-    pub subject: String,
-    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(rename = "r", default)]
-    pub roles: Vec<String>,
-    /// When the tokens behind the session expire (Unix seconds): refresh after this.
-    #[serde(rename = "x")]
-    pub expires: u64,
-    /// When the session ends whatever happens (Unix seconds).
-    #[serde(rename = "l")]
-    pub ends: u64,
-    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-    /// The ID token, as `id_token_hint` for logout at the provider.
-    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
-    pub id_token: Option<String>,
-}
 
 /// A login in progress, in its own short-lived cookie.
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,23 +68,6 @@ struct Flow {
     order: u64,
 }
 
-/// The session a request carries.
-#[derive(Debug)]
-pub enum SessionState {
-    None,
-    /// Valid; `set_cookies` is non-empty when it was just refreshed.
-    Valid {
-        principal: Arc<Principal>,
-        set_cookies: Vec<HeaderValue>,
-    },
-    /// It was there but is over (expired, refresh failed, or unreadable): clear it.
-    Ended {
-        clear_cookies: Vec<HeaderValue>,
-    },
-}
-
-type RefreshCell = Arc<OnceCell<Option<SessionData>>>;
-
 /// Who signs people in.
 enum Backend {
     /// A real OpenID provider, and the key cache for its ID tokens.
@@ -114,13 +79,17 @@ enum Backend {
 pub struct Login {
     settings: LoginSettings,
     session: SessionSettings,
-    sealer: Sealer,
+    /// Seals cookies and tags Redis indexes; replaced when the secret files change.
+    keys: ArcSwap<Sealer>,
+    store: Store,
     backend: Backend,
     redirects: RedirectPolicy,
     /// What a session's identity must satisfy, at login and at every restore.
     rules: IdentityRules,
     refreshes: Mutex<HashMap<String, (tokio::time::Instant, RefreshCell)>>,
     clock: fn() -> u64,
+    /// The large-cookie warning is logged once.
+    warned_large: AtomicBool,
 }
 
 impl std::fmt::Debug for Login {
@@ -142,12 +111,6 @@ impl Login {
         jwks: Option<Arc<Jwks>>,
         http: reqwest::Client,
     ) -> Result<Self, String> {
-        let secrets: Vec<Secret<String>> = session
-            .secrets
-            .iter()
-            .map(|s| s.read())
-            .collect::<Result<_, _>>()?;
-        let sealer = Sealer::new(&secrets).map_err(|e| e.to_string())?;
         let client_secret = settings
             .client_secret
             .as_ref()
@@ -162,16 +125,89 @@ impl Login {
             )
         });
         let provider = Provider::new(settings.clone(), client_secret, http);
+        Self::assemble(settings, session, Backend::Oidc(provider, jwks), rules)
+    }
+
+    fn assemble(
+        settings: LoginSettings,
+        session: SessionSettings,
+        backend: Backend,
+        rules: IdentityRules,
+    ) -> Result<Self, String> {
+        let sealer = read_sealer(&session)?;
+        let store = match &session.store {
+            SessionStoreSettings::Cookie => Store::Cookie,
+            SessionStoreSettings::Redis(redis) => Store::Redis(RedisStore::new(redis.clone())?),
+        };
         Ok(Self {
             redirects: RedirectPolicy::new(&settings.allowed_redirect_hosts),
             settings,
             session,
-            sealer,
-            backend: Backend::Oidc(provider, jwks),
+            keys: ArcSwap::from_pointee(sealer),
+            store,
+            backend,
             rules,
             refreshes: Mutex::new(HashMap::new()),
             clock: system_clock,
+            warned_large: AtomicBool::new(false),
         })
+    }
+
+    fn sealer(&self) -> arc_swap::Guard<Arc<Sealer>> {
+        self.keys.load()
+    }
+
+    /// The Redis store, when sessions live there.
+    pub fn redis(&self) -> Option<&Arc<RedisStore>> {
+        match &self.store {
+            Store::Redis(store) => Some(store),
+            Store::Cookie => None,
+        }
+    }
+
+    /// Files whose change means new secrets: session secrets, the client secret, Redis
+    /// credentials.
+    pub fn secret_files(&self) -> Vec<std::path::PathBuf> {
+        let mut files: Vec<std::path::PathBuf> = self
+            .session
+            .secrets
+            .iter()
+            .filter_map(|s| s.file().map(std::path::Path::to_path_buf))
+            .collect();
+        if let Some(file) = self.settings.client_secret.as_ref().and_then(|s| s.file()) {
+            files.push(file.to_path_buf());
+        }
+        if let Some(store) = self.redis() {
+            files.extend(store.credential_files());
+        }
+        files
+    }
+
+    /// Reads the secrets again (their files changed): the first session secret seals from
+    /// now on, all open; the provider gets the new client secret; Redis connections are made
+    /// anew with the new password. A secret that cannot be read keeps the old one.
+    pub fn reload_secrets(&self) {
+        match read_sealer(&self.session) {
+            Ok(sealer) => self.keys.store(Arc::new(sealer)),
+            Err(error) => {
+                tracing::warn!(%error, "session secrets not reloaded; the previous ones stay")
+            }
+        }
+        if let (Some(provider), Some(source)) = (self.provider(), &self.settings.client_secret) {
+            match source.read() {
+                Ok(secret) => provider.set_client_secret(secret),
+                Err(error) => {
+                    tracing::warn!(%error, "client secret not reloaded; the previous one stays")
+                }
+            }
+        }
+        if let Some(store) = self.redis()
+            && let Err(error) = store.reconnect()
+        {
+            tracing::warn!(%error, "Redis credentials not reloaded; the previous ones stay");
+        }
+        crate::telemetry::reloaded("secrets", true);
+        tracing::info!("secrets reloaded");
     }
 
     /// The OpenID provider; `None` in dev mode.
@@ -205,9 +241,15 @@ impl Login {
         format!("{}/start?rd={rd}", self.settings.prefix)
     }
 
-    /// 302 to the login, coming back to `original` (a path with its query) afterwards.
-    pub fn redirect_to_login(&self, original: &str) -> Response<Body> {
-        redirect(&self.start_path(original), Vec::new())
+    /// A redirect to the login, coming back to `original` (a path with its query) afterwards:
+    /// 302 for GET and HEAD, 303 for other methods (a form POST), so that the browser
+    /// follows with a GET and later fetches `original` with a GET.
+    pub fn redirect_to_login(&self, original: &str, method: &Method) -> Response<Body> {
+        let mut response = redirect(&self.start_path(original), Vec::new());
+        if method != Method::GET && method != Method::HEAD {
+            *response.status_mut() = StatusCode::SEE_OTHER;
+        }
+        response
     }
 
     /// Removes our cookies (session, chunks, flows) from a request going upstream.
@@ -225,126 +267,6 @@ impl Login {
         {
             headers.insert(header::COOKIE, value);
         }
-    }
-
-    /// The session of a request, refreshed when its tokens have expired.
-    pub async fn session(&self, headers: &HeaderMap) -> SessionState {
-        let name = &self.session.cookie_name;
-        let Some(sealed) = cookie::get_chunked(headers, name) else {
-            return SessionState::None;
-        };
-        let clear_cookies = self.clear_session(headers);
-        let Some(data) = self.sealer.open::<SessionData>(name, &sealed) else {
-            return SessionState::Ended { clear_cookies };
-        };
-        let now = (self.clock)();
-        if now >= data.ends {
-            return SessionState::Ended { clear_cookies };
-        }
-        if now < data.expires {
-            return match self.restored(&data) {
-                Some(principal) => SessionState::Valid {
-                    principal,
-                    set_cookies: Vec::new(),
-                },
-                None => SessionState::Ended { clear_cookies },
-            };
-        }
-        if !self.session.refresh || data.refresh_token.is_none() {
-            return SessionState::Ended { clear_cookies };
-        }
-        let Some(next) = self.refresh_once(&data).await else {
-            return SessionState::Ended { clear_cookies };
-        };
-        match (self.restored(&next), self.session_cookies(&next, headers)) {
-            (Some(principal), Ok(set_cookies)) => SessionState::Valid {
-                principal,
-                set_cookies,
-            },
-            _ => SessionState::Ended { clear_cookies },
-        }
-    }
-
-    /// Refreshes a session's tokens once, however many requests ask at the same time: they
-    /// all wait for the one refresh and share its result (a rotating refresh token can only
-    /// be used once).
-    async fn refresh_once(&self, data: &SessionData) -> Option<SessionData> {
-        let key = format!("{}:{}", data.id, data.expires);
-        let cell = {
-            let Ok(mut map) = self.refreshes.lock() else {
-                return None;
-            };
-            map.retain(|_, (at, _)| at.elapsed() < REFRESH_MEMORY);
-            map.entry(key)
-                .or_insert_with(|| (tokio::time::Instant::now(), Arc::new(OnceCell::new())))
-                .1
-                .clone()
-        };
-        cell.get_or_init(|| self.refresh(data)).await.clone()
-    }
-
-    async fn refresh(&self, data: &SessionData) -> Option<SessionData> {
-        let refresh_token = data.refresh_token.as_deref()?;
-        let provider = self.provider()?;
-        let tokens = match provider.refresh(refresh_token).await {
-            Ok(tokens) => tokens,
-            Err(error) => {
-                tracing::info!(%error, "session refresh failed; the session ends");
-                return None;
-            }
-        };
-        let now = (self.clock)();
-        let mut next = data.clone();
-        let mut expires = tokens.expires_in.map(|d| now + d.as_secs());
-        if let Some(id_token) = &tokens.id_token {
-            let claims = match self.verify_id_token(id_token, None).await {
-                Ok(claims) => claims,
-                Err(error) => {
-                    tracing::warn!(%error, "refreshed ID token rejected; the session ends");
-                    return None;
-                }
-            };
-            let principal = self.principal_from_claims(claims.0).ok()?;
-            if principal.subject != data.subject {
-                tracing::warn!("refreshed ID token names another subject; the session ends");
-                return None;
-            }
-            next.roles = principal.roles;
-            next.email = principal.email;
-            next.id_token = Some(id_token.clone());
-            expires = Some(expires.map_or(claims.1, |e| e.min(claims.1)));
-        }
-        next.refresh_token = tokens.refresh_token.or(next.refresh_token);
-        next.expires = expires?.min(data.ends);
-        Some(next)
-    }
-
-    /// The principal of a session, checked again: the cookie may have been sealed under other
-    /// identity rules (`identity.list_format` changed since). `None` ends the session.
-    fn restored(&self, data: &SessionData) -> Option<Arc<Principal>> {
-        match self.principal(data) {
-            Ok(principal) => Some(Arc::new(principal)),
-            Err(error) => {
-                tracing::warn!(subject = ?data.subject, %error, "session refused: its identity cannot be sent to the app unambiguously; it ends");
-                None
-            }
-        }
-    }
-
-    fn principal(&self, data: &SessionData) -> Result<Principal, IdentityError> {
-        let principal = Principal {
-            subject: data.subject.clone(),
-            issuer: self.settings.issuer.clone(),
-            email: data.email.clone(),
-            roles: data.roles.clone(),
-            scopes: Vec::new(),
-            claims: Arc::new(
-                json!({"sub": data.subject, "email": data.email, "roles": data.roles, "iss": self.settings.issuer}),
-            ),
-            method: AuthMethod::Session,
-        };
-        self.rules.check(&principal)?;
-        Ok(principal)
     }
 
     /// The principal of a verified ID token, under the same identity rules as bearer tokens.
@@ -410,36 +332,6 @@ impl Login {
         Ok((claims, exp))
     }
 
-    /// `Set-Cookie` values that store `data`, replacing whatever session cookies the request
-    /// carried (so no chunk of an older session survives).
-    fn session_cookies(
-        &self,
-        data: &SessionData,
-        request: &HeaderMap,
-    ) -> Result<Vec<HeaderValue>, SealError> {
-        let name = &self.session.cookie_name;
-        let sealed = self.sealer.seal(name, data)?;
-        let parts = cookie::chunk(name, &sealed)?;
-        let max_age = data.ends.saturating_sub((self.clock)());
-        let mut cookies: Vec<HeaderValue> = parts
-            .iter()
-            .filter_map(|(n, v)| set_cookie(n, v, max_age))
-            .collect();
-        for (old, _) in cookie::all(request) {
-            if cookie::is_family(old, name) && !parts.iter().any(|(n, _)| n == old) {
-                cookies.extend(set_cookie(old, "", 0));
-            }
-        }
-        Ok(cookies)
-    }
-
-    fn clear_session(&self, request: &HeaderMap) -> Vec<HeaderValue> {
-        cookie::all(request)
-            .filter(|(n, _)| cookie::is_family(n, &self.session.cookie_name))
-            .filter_map(|(n, _)| set_cookie(n, "", 0))
-            .collect()
-    }
-
     fn flow_prefix(&self) -> String {
         format!("{}_flow_", self.session.cookie_name)
     }
@@ -451,11 +343,13 @@ impl Login {
         method: &Method,
         query: Option<&str>,
         headers: &HeaderMap,
-        host: Option<&str>,
+        origin: Option<&Origin>,
     ) -> Option<Response<Body>> {
         if method != Method::GET && method != Method::HEAD {
             return match name {
-                "start" | "callback" | "sign_out" => Some(status(StatusCode::METHOD_NOT_ALLOWED)),
+                "start" | "callback" | "sign_out" | "signed_out" => {
+                    Some(status(StatusCode::METHOD_NOT_ALLOWED))
+                }
                 _ => None,
             };
         }
@@ -464,28 +358,34 @@ impl Login {
                 .into_owned()
                 .collect();
         match name {
-            "start" => Some(self.start(params.get("rd").map(String::as_str), headers, host)),
+            "start" => Some(self.start(params.get("rd").map(String::as_str), headers, origin)),
             "callback" => Some(self.callback(&params, headers).await),
             "dev_login" => match &self.backend {
-                Backend::Dev(_) => Some(dev::finish(self, &params, headers)),
+                Backend::Dev(_) => Some(dev::finish(self, &params, headers).await),
                 Backend::Oidc(..) => None,
             },
             "sign_out" => Some(
-                self.sign_out(params.get("rd").map(String::as_str), headers, host)
+                self.sign_out(params.get("rd").map(String::as_str), headers, origin)
                     .await,
             ),
+            "signed_out" => Some(pages::signed_out(&self.start_path("/"))),
             _ => None,
         }
     }
 
-    fn start(&self, rd: Option<&str>, headers: &HeaderMap, host: Option<&str>) -> Response<Body> {
+    fn start(
+        &self,
+        rd: Option<&str>,
+        headers: &HeaderMap,
+        origin: Option<&Origin>,
+    ) -> Response<Body> {
         // Only a navigation starts a login: an image, script or fetch must not create flows.
         let mode = headers.get("sec-fetch-mode").and_then(|v| v.to_str().ok());
         if mode.is_some_and(|m| m != "navigate") {
             return status(StatusCode::FORBIDDEN);
         }
         let rd = rd
-            .and_then(|rd| self.redirects.check(rd, host))
+            .and_then(|rd| self.redirects.check(rd, origin))
             .unwrap_or_else(|| "/".to_owned());
         let secrets = FlowSecrets::new();
         let (Some(id), Some(nonce)) = (random_hex(8), random_hex(16)) else {
@@ -513,7 +413,7 @@ impl Login {
                 .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
         };
         let name = format!("{}{id}", self.flow_prefix());
-        let Ok(sealed) = self.sealer.seal(&name, &flow) else {
+        let Ok(sealed) = self.sealer().seal(&name, &flow) else {
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         };
         let mut cookies: Vec<HeaderValue> =
@@ -535,7 +435,7 @@ impl Login {
             .filter(|(n, _)| n.starts_with(&prefix))
             .map(|(n, v)| {
                 let age = self
-                    .sealer
+                    .sealer()
                     .open::<Flow>(n, v)
                     .map_or((0, 0), |f| (f.created, f.order));
                 (age, n)
@@ -568,7 +468,7 @@ impl Login {
         let name = format!("{}{id}", self.flow_prefix());
         let clear_flow: Vec<HeaderValue> = set_cookie(&name, "", 0).into_iter().collect();
         let Some(flow) =
-            cookie::get(headers, &name).and_then(|v| self.sealer.open::<Flow>(&name, v))
+            cookie::get(headers, &name).and_then(|v| self.sealer().open::<Flow>(&name, v))
         else {
             return Err((LoginFailure::Expired, clear_flow));
         };
@@ -633,7 +533,7 @@ impl Login {
                 return fail(LoginFailure::Rejected);
             }
         };
-        let Ok(principal) = self.principal_from_claims(claims) else {
+        let Ok(principal) = self.principal_from_claims(claims.clone()) else {
             return fail(LoginFailure::Rejected);
         };
         let now = (self.clock)();
@@ -657,12 +557,18 @@ impl Login {
                 None
             },
             id_token: Some(id_token),
+            sid: claims.get("sid").and_then(Value::as_str).map(str::to_owned),
+            claims: kept_claims(claims),
+            access_token: self.kept_access_token(tokens.access_token),
         };
-        let mut cookies = match self.session_cookies(&data, headers) {
+        let mut cookies = match self.create_session(&data, headers).await {
             Ok(cookies) => cookies,
             Err(error) => {
                 tracing::warn!(%error, "cannot store the session");
-                return fail(LoginFailure::Rejected);
+                return fail(match error {
+                    CreateError::Store(_) => LoginFailure::Unavailable,
+                    CreateError::Seal(_) => LoginFailure::Rejected,
+                });
             }
         };
         cookies.extend(clear_flow.iter().cloned());
@@ -674,22 +580,36 @@ impl Login {
         &self,
         rd: Option<&str>,
         headers: &HeaderMap,
-        host: Option<&str>,
+        origin: Option<&Origin>,
     ) -> Response<Body> {
-        let id_token = cookie::get_chunked(headers, &self.session.cookie_name)
-            .and_then(|sealed| {
-                self.sealer
-                    .open::<SessionData>(&self.session.cookie_name, &sealed)
-            })
-            .and_then(|data| data.id_token);
+        let ended = match self.end_session(headers).await {
+            Ok(ended) => ended,
+            Err(error) => {
+                // Clearing the cookie while the session lives on in Redis would only look
+                // like a sign-out.
+                tracing::warn!(%error, "sign-out refused: the session store is unavailable");
+                return pages::store_unavailable();
+            }
+        };
+        if let Some(data) = &ended {
+            tracing::info!(subject = %data.subject, "signed out");
+        }
+        let id_token = ended.and_then(|data| data.id_token);
         let clear = self.clear_session(headers);
+        if let Some(provider) = self.provider()
+            && provider.metadata().is_none()
+        {
+            tracing::warn!(issuer = %provider.issuer(), "signed out here only: the provider's discovery is not loaded, so its session may still be open");
+            let page = pages::signed_out_here_only(&self.start_path("/"), &self.sign_out_path());
+            return with_cookies(page, &clear);
+        }
         let end_session = self
             .provider()
             .and_then(|p| p.end_session_url(id_token.as_deref()));
         let target = match end_session {
             Some(url) => url,
             None => rd
-                .and_then(|rd| self.redirects.check(rd, host))
+                .and_then(|rd| self.redirects.check(rd, origin))
                 .unwrap_or_else(|| "/".to_owned()),
         };
         redirect(&target, clear)
@@ -706,12 +626,45 @@ impl Login {
     }
 }
 
+impl Login {
+    /// Writes a session's access token for the app, as the login settings ask:
+    /// `X-Forwarded-Access-Token` and/or `Authorization: Bearer`. (Client copies of both were
+    /// removed before: the first is one of our identity headers, the second is never passed
+    /// on a session route unless it is replaced here.)
+    pub fn pass_access_token(&self, headers: &mut HeaderMap, token: &str) {
+        let Ok(value) = HeaderValue::from_str(token) else {
+            tracing::warn!("the session's access token is not a valid header value; not sent");
+            return;
+        };
+        if self.settings.pass_access_token {
+            headers.insert("x-forwarded-access-token", value);
+        }
+        if self.settings.set_authorization
+            && let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {token}"))
+        {
+            headers.insert(header::AUTHORIZATION, bearer);
+        }
+    }
+
+    /// Does the app get the session's access token (`login.pass_access_token`)?
+    pub fn passes_access_token(&self) -> bool {
+        self.settings.pass_access_token
+    }
+}
+
+/// The 503 page for a browser whose session cannot be checked (the store is down).
+pub fn store_unavailable_page() -> Response<Body> {
+    pages::store_unavailable()
+}
+
+pub use backchannel::MAX_BODY as BACKCHANNEL_MAX_BODY;
+
 /// Is this request a person's browser navigating (so a login redirect makes sense), rather
-/// than a script, an image or an API client?
-pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
+/// than a script, an image or an API client? Any method: a form POST navigates too (its
+/// redirect is a 303, see [`Login::redirect_to_login`]).
+pub fn is_navigation(headers: &HeaderMap) -> bool {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    (method == Method::GET || method == Method::HEAD)
-        && get("sec-fetch-mode").is_none_or(|m| m == "navigate")
+    get("sec-fetch-mode").is_none_or(|m| m == "navigate")
         && get("x-requested-with").is_none()
         && get("accept").is_some_and(|a| a.contains("text/html"))
 }
@@ -747,6 +700,15 @@ pub fn with_cookies(mut response: Response<Body>, cookies: &[HeaderValue]) -> Re
             .append(header::SET_COOKIE, cookie.clone());
     }
     response
+}
+
+fn read_sealer(session: &SessionSettings) -> Result<Sealer, String> {
+    let secrets: Vec<Secret<String>> = session
+        .secrets
+        .iter()
+        .map(|s| s.read())
+        .collect::<Result<_, _>>()?;
+    Sealer::new(&secrets).map_err(|e| e.to_string())
 }
 
 /// Random bytes as hex; `None` if the system's generator fails (then no login can be safe).

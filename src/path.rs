@@ -154,6 +154,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// gRPC paths are `/package.Service/Method`: dots inside a segment, mixed case,
+    /// underscores. Canonicalization must leave them exactly as sent.
+    #[test]
+    fn grpc_paths_are_already_canonical() {
+        for path in [
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/my_pkg.v2.OrderService/Get_Order",
+            "/Service/Method",
+            "/a.b.c.d.E/F",
+        ] {
+            assert_eq!(canonicalize(path).as_deref(), Ok(path), "{path}");
+        }
+    }
+
     #[test]
     fn tricks_all_land_on_one_spelling() {
         for (raw, canonical) in [

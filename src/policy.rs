@@ -34,7 +34,10 @@ pub enum AuthMode {
     None,
     Bearer,
     Session,
-    /// Bearer first, then session.
+    /// A client certificate verified in the TLS handshake (`tls.client_auth`).
+    Mtls,
+    /// A bearer token when `Authorization` is sent, else a client certificate when the
+    /// connection has one, else the session.
     Any,
 }
 
@@ -67,6 +70,9 @@ pub struct Requirements {
     pub roles: SetRequirement,
     pub scopes: SetRequirement,
     pub claims: Vec<(String, ClaimMatcher)>,
+    /// The email's domain must match one of these (see [`email_in_domains`]); empty: no
+    /// requirement.
+    pub email_domains: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -182,6 +188,17 @@ impl Rule {
                 scope: true,
             });
         }
+        if !r.email_domains.is_empty()
+            && !principal
+                .email
+                .as_deref()
+                .is_some_and(|e| email_in_domains(e, &r.email_domains))
+        {
+            return Decision::Forbidden(Denial {
+                needed: format!("an email in {}", r.email_domains.join(", ")),
+                scope: false,
+            });
+        }
         for (path, matcher) in &r.claims {
             if !matcher.matches(auth::lookup(&principal.claims, path)) {
                 return Decision::Forbidden(Denial {
@@ -192,6 +209,33 @@ impl Rule {
         }
         Decision::Allow
     }
+}
+
+/// Is `email`'s domain one of `domains`: `example.com` exactly, `*.example.com` (or
+/// `.example.com`) a subdomain, `*` any? Case is ignored.
+pub fn email_in_domains(email: &str, domains: &[String]) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    if local.is_empty() || domain.is_empty() {
+        return false;
+    }
+    let domain = domain.to_ascii_lowercase();
+    domains.iter().any(|pattern| {
+        let pattern = pattern.to_ascii_lowercase();
+        if pattern == "*" {
+            return true;
+        }
+        match pattern
+            .strip_prefix("*.")
+            .or_else(|| pattern.strip_prefix('.'))
+        {
+            Some(parent) => domain
+                .strip_suffix(parent)
+                .is_some_and(|label| label.len() > 1 && label.ends_with('.')),
+            None => pattern == domain,
+        }
+    })
 }
 
 fn host_matches(pattern: &str, host: &str) -> bool {
@@ -261,6 +305,7 @@ pub fn load_for(config: &crate::config::Config) -> Result<Policy, Vec<ConfigErro
     })?;
     let bearer = !config.issuers.is_empty();
     let session = config.login.is_some() || config.dev_users.is_some();
+    let mtls = config.tls.as_ref().is_some_and(|t| t.client_auth.is_some());
     let errors: Vec<ConfigError> = policy
         .rules
         .iter()
@@ -269,8 +314,11 @@ pub fn load_for(config: &crate::config::Config) -> Result<Policy, Vec<ConfigErro
                 AuthMode::None => return None,
                 AuthMode::Bearer if !bearer => "bearer tokens but the config has no `issuers`",
                 AuthMode::Session if !session => "browser sessions but the config has no `login`",
-                AuthMode::Any if !bearer && !session => {
-                    "a credential but the config has neither `issuers` nor `login`"
+                AuthMode::Mtls if !mtls => {
+                    "client certificates but the config has no `tls.client_auth`"
+                }
+                AuthMode::Any if !bearer && !session && !mtls => {
+                    "a credential but the config has none of `issuers`, `login`, `tls.client_auth`"
                 }
                 _ => return None,
             };
@@ -554,12 +602,13 @@ impl Validator {
                 "bearer" => AuthMode::Bearer,
                 "any" => AuthMode::Any,
                 "session" => AuthMode::Session,
+                "mtls" => AuthMode::Mtls,
                 _ => {
                     self.error(
                         file,
                         &a.referenced,
                         &field("auth"),
-                        "must be `none`, `bearer`, `session` or `any`",
+                        "must be `none`, `bearer`, `session`, `mtls` or `any`",
                     );
                     AuthMode::Any
                 }
@@ -622,10 +671,31 @@ impl Validator {
                 None => continue,
             }
         }
+        let mut email_domains = Vec::new();
+        for (j, domain) in raw
+            .email_domains
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            let text = domain.value.trim().to_ascii_lowercase();
+            let name = text.strip_prefix("*.").unwrap_or(&text);
+            if text != "*" && (name.is_empty() || name.contains(['@', '*', '/', ' '])) {
+                self.error(
+                    file,
+                    &domain.referenced,
+                    &format!("routes[{i}].require.email_domains[{j}]"),
+                    "must be a domain (`example.com`), `*.example.com` or `*`",
+                );
+                continue;
+            }
+            email_domains.push(text);
+        }
         Requirements {
             roles: set(raw.roles),
             scopes: set(raw.scopes),
             claims,
+            email_domains,
         }
     }
 

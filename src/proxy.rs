@@ -1,17 +1,25 @@
-//! Forwarding to the application: one pooled keep-alive HTTP/1.1 client, bodies streamed both
-//! ways, protocol upgrades from an allow-list spliced, and upstream failures classified
-//! (connect → 502, timeout → 504, a client body that breaks its framing → 400).
+//! Forwarding to the application: one pooled keep-alive HTTP/1.1 client, or (with
+//! `upstream.protocol: h2c`) a pool of multiplexed HTTP/2 connections ([`multiplex`]); bodies
+//! and trailers streamed both ways, protocol upgrades from an allow-list spliced, and upstream
+//! failures classified (connect → 502, timeout → 504, a client body that breaks its framing →
+//! 400, a stream the app reset → a reset).
 //!
 //! Upgrades are where a proxy loses sight of the traffic: after a `101` the two sockets are
 //! joined and nothing more is checked. So an upgrade is forwarded only when the request is a
 //! `GET` over HTTP/1.1 asking for one listed protocol (`upstream.upgrades`, never `h2c`), and
 //! the sockets are joined only when the app's `101` names that same protocol. A tunnel keeps
 //! its client connection's slot (`limits.max_connections`) and ends when the drain does.
+//! A WebSocket over HTTP/2 (RFC 8441 extended CONNECT) is the same upgrade: the stack turns it
+//! into a `GET` with `Upgrade: websocket` before any check, and the app's `101` is answered to
+//! the client as the `200` that RFC 8441 expects. Under `h2c` no upgrade is forwarded.
 //!
 //! The request handed to [`Upstream::forward`] has already been cleaned by the stack; this
-//! module only changes what HTTP/1.1 to the upstream requires (version, URI form, `Host`).
+//! module only changes what the upstream's protocol requires (version, URI form, `Host` or
+//! `:authority`, `te: trailers`).
 
 mod connector;
+mod health;
+mod multiplex;
 
 use std::error::Error as _;
 use std::io;
@@ -22,6 +30,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::Either;
 use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
 
@@ -32,15 +41,16 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
-use crate::config;
+use crate::config::{self, UpstreamProtocol};
 use crate::error::ProxyError;
 use crate::headers;
 pub use connector::{UpstreamConnector, UpstreamStream};
+use multiplex::{H2Pool, StreamGuard};
 
 /// The pooled client for the one upstream application.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: Client<UpstreamConnector, SignalEnd<Incoming>>,
+    transport: Transport,
     authority: Authority,
     timeout: Duration,
     /// `http://host:port` or `unix:/path`, for people (dev pages, logs).
@@ -49,6 +59,27 @@ pub struct Upstream {
     upgrades: Arc<[String]>,
     /// Turns true when the drain is over: open tunnels close then.
     closing: watch::Receiver<bool>,
+}
+
+/// One per server, never moved on the request path: the size difference costs nothing, and
+/// boxing the HTTP/1.1 client would add an indirection to the default path.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+enum Transport {
+    Http1(Client<UpstreamConnector, SignalEnd<Incoming>>),
+    H2c(Arc<H2Pool>),
+}
+
+/// What the stack decided about how a request goes upstream, besides its path.
+#[derive(Debug)]
+pub struct Outbound {
+    /// The authority the client addressed.
+    pub host: Option<HeaderValue>,
+    pub upgrade: Option<Upgrade>,
+    /// A gRPC client's deadline (`grpc-timeout`): the answer is awaited no longer than this.
+    pub deadline: Option<Duration>,
+    /// The client sent `te: trailers` (gRPC does), which HTTP/2 to the app carries on.
+    pub te_trailers: bool,
 }
 
 /// A client connection's place under `limits.max_connections`, shared by its requests: a
@@ -60,21 +91,22 @@ pub type Slot = Arc<OwnedSemaphorePermit>;
 pub struct Upgrade {
     protocol: HeaderValue,
     slot: Slot,
+    /// Asked for by an HTTP/2 extended CONNECT (RFC 8441): the client expects `200`, not `101`.
+    extended_connect: bool,
 }
 
 impl Upstream {
     /// `closing` turns true when open tunnels must end (the end of the drain).
     pub fn new(settings: &config::Upstream, closing: watch::Receiver<bool>) -> Self {
         let connector = UpstreamConnector::new(settings.target.clone(), settings.connect_timeout);
-        let client = Client::builder(TokioExecutor::new())
-            // Without a pool timer the idle timeout is never enforced (hyper-util #3 trap).
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(settings.pool_idle_timeout)
-            .pool_max_idle_per_host(settings.pool_max_idle)
-            // We set `Host` ourselves: the upstream sees the name the client used.
-            .set_host(false)
-            .build(connector);
+        let transport = match settings.protocol {
+            UpstreamProtocol::Http1 => Transport::Http1(Self::http1_client(settings, connector)),
+            UpstreamProtocol::H2c => Transport::H2c(Arc::new(H2Pool::new(
+                connector,
+                settings.max_streams_per_connection,
+                settings.pool_idle_timeout,
+            ))),
+        };
         let authority = match &settings.target {
             config::UpstreamTarget::Tcp(addr) => Authority::try_from(addr.as_str()),
             config::UpstreamTarget::Unix(_) => Authority::try_from("localhost"),
@@ -84,38 +116,67 @@ impl Upstream {
             config::UpstreamTarget::Tcp(addr) => format!("http://{addr}"),
             config::UpstreamTarget::Unix(path) => format!("unix:{}", path.display()),
         };
+        // Upgrades are spliced HTTP/1.1 connections; an HTTP/2 app gets none.
+        let upgrades = match settings.protocol {
+            UpstreamProtocol::Http1 => settings.upgrades.iter().cloned().collect(),
+            UpstreamProtocol::H2c => Arc::from([]),
+        };
         Self {
-            client,
+            transport,
             authority,
             timeout: settings.timeout,
             address,
-            upgrades: settings.upgrades.iter().cloned().collect(),
+            upgrades,
             closing,
         }
     }
 
+    fn http1_client(
+        settings: &config::Upstream,
+        connector: UpstreamConnector,
+    ) -> Client<UpstreamConnector, SignalEnd<Incoming>> {
+        Client::builder(TokioExecutor::new())
+            // Without a pool timer the idle timeout is never enforced (hyper-util #3 trap).
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(settings.pool_idle_timeout)
+            .pool_max_idle_per_host(settings.pool_max_idle)
+            // We set `Host` ourselves: the upstream sees the name the client used.
+            .set_host(false)
+            .build(connector)
+    }
+
+    /// Is this the HTTP/2 upstream (`h2c`)?
+    pub fn is_h2c(&self) -> bool {
+        matches!(self.transport, Transport::H2c(_))
+    }
+
     /// Decides about the upgrade a request asked for (`requested`, from
-    /// [`headers::remove_hop_by_hop`]). It may go to the app only for `GET` over HTTP/1.1 and
-    /// one protocol on the allow-list; otherwise its `Connection`/`Upgrade` headers are
-    /// removed and the request goes on as an ordinary one.
+    /// [`headers::remove_hop_by_hop`], or the protocol of an extended CONNECT that the stack
+    /// turned into a `GET`). It may go to the app only for `GET` over HTTP/1.1 (or extended
+    /// CONNECT over HTTP/2) and one protocol on the allow-list; otherwise its
+    /// `Connection`/`Upgrade` headers are removed and the request goes on as an ordinary one.
     pub fn admit_upgrade<B>(
         &self,
         request: &mut Request<B>,
         requested: Option<HeaderValue>,
+        extended_connect: bool,
         slot: &Slot,
     ) -> Option<Upgrade> {
         let protocol = requested?;
         let (method, version) = (request.method(), request.version());
+        let version_ok = version == Version::HTTP_11 || extended_connect;
         let listed = protocol.to_str().is_ok_and(|p| {
             let p = p.trim();
             self.upgrades
                 .iter()
                 .any(|allowed| allowed.eq_ignore_ascii_case(p))
         });
-        if listed && method == Method::GET && version == Version::HTTP_11 {
+        if listed && method == Method::GET && version_ok {
             return Some(Upgrade {
                 protocol,
                 slot: slot.clone(),
+                extended_connect,
             });
         }
         tracing::debug!(?protocol, %method, "upgrade not forwarded");
@@ -130,60 +191,69 @@ impl Upstream {
         &self.address
     }
 
-    /// Sends the request upstream as HTTP/1.1 and returns the response head with its body
-    /// still streaming. `host` is the authority the client addressed. With an `upgrade`, a
-    /// `101` naming its protocol splices the two connections in a background task.
+    /// Sends the request upstream and returns the response head with its body still
+    /// streaming. With an `upgrade`, a `101` naming its protocol splices the two connections
+    /// in a background task.
     pub async fn forward(
         &self,
         mut request: Request<Incoming>,
         path: PathAndQuery,
-        host: Option<HeaderValue>,
-        upgrade: Option<Upgrade>,
-    ) -> Result<Response<Incoming>, ProxyError> {
+        outbound: Outbound,
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
+        let Outbound {
+            host,
+            upgrade,
+            deadline,
+            te_trailers,
+        } = outbound;
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(Scheme::HTTP);
-        parts.authority = Some(self.authority.clone());
         parts.path_and_query = Some(path);
+        if self.is_h2c() {
+            // HTTP/2 names the host in `:authority`, taken from the URI; `Host` must not
+            // repeat it.
+            parts.authority = Some(
+                host.as_ref()
+                    .and_then(|h| Authority::try_from(h.as_bytes()).ok())
+                    .unwrap_or_else(|| self.authority.clone()),
+            );
+            *request.version_mut() = Version::HTTP_2;
+            request.headers_mut().remove(header::HOST);
+            if te_trailers {
+                request
+                    .headers_mut()
+                    .insert(header::TE, HeaderValue::from_static("trailers"));
+            }
+        } else {
+            parts.authority = Some(self.authority.clone());
+            *request.version_mut() = Version::HTTP_11;
+            match host {
+                Some(host) => request.headers_mut().insert(header::HOST, host),
+                None => request.headers_mut().remove(header::HOST),
+            };
+        }
         *request.uri_mut() = Uri::from_parts(parts).map_err(|_| ProxyError::Internal)?;
-        *request.version_mut() = Version::HTTP_11;
-        match host {
-            Some(host) => request.headers_mut().insert(header::HOST, host),
-            None => request.headers_mut().remove(header::HOST),
-        };
+        if let Some(upgrade) = &upgrade
+            && upgrade.extended_connect
+        {
+            // RFC 8441 §5: the app gets the HTTP/1.1 upgrade it knows, with a key of ours
+            // (the client's tunnel has none: HTTP/2 does not need one).
+            let headers = request.headers_mut();
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, upgrade.protocol.clone());
+            if !headers.contains_key(header::SEC_WEBSOCKET_KEY) {
+                headers.insert(header::SEC_WEBSOCKET_KEY, websocket_key());
+            }
+        }
         let client_side = upgrade.map(|u| (hyper::upgrade::on(&mut request), u));
 
-        // The timeout is for the upstream's answer, so it starts once the request body has
-        // been sent: a slow upload is the client's pace, not the upstream's fault.
-        let (sent, mut body_done) = oneshot::channel();
-        let request = request.map(|body| SignalEnd {
-            inner: body,
-            sent: Some(sent),
-        });
-        let exchange = self.client.request(request);
-        tokio::pin!(exchange);
-        let mut body_end = None;
-        let answered = tokio::select! {
-            result = &mut exchange => Some(result),
-            end = &mut body_done => {
-                body_end = end.ok();
-                None
-            }
-        };
-        let result = match answered {
-            Some(result) => result,
-            None => tokio::time::timeout(self.timeout, exchange)
+        let exchange = self.exchange(request);
+        let mut response = match deadline {
+            Some(deadline) if deadline < self.timeout => tokio::time::timeout(deadline, exchange)
                 .await
-                .map_err(|_| ProxyError::UpstreamTimeout)?,
+                .map_err(|_| ProxyError::UpstreamTimeout)??,
+            _ => exchange.await?,
         };
-        let mut response = result.map_err(|e| {
-            // A client body that broke its framing (a bad chunk, a short HTTP/2 stream) is
-            // the client's fault, whatever the upstream made of the torn request.
-            let end = body_end.or_else(|| body_done.try_recv().ok());
-            match end {
-                Some(BodyEnd::Failed) => ProxyError::BadBody,
-                Some(BodyEnd::Complete) | None => classify(&e),
-            }
-        })?;
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             // A switch nobody asked for, or to another protocol than the one allowed, would
@@ -202,6 +272,19 @@ impl Upstream {
                 return Err(ProxyError::UpstreamProtocol);
             }
             let upstream_side = hyper::upgrade::on(&mut response);
+            if upgrade.extended_connect {
+                // The HTTP/2 client's tunnel opens with a 200 and no upgrade headers.
+                *response.status_mut() = StatusCode::OK;
+                let headers = response.headers_mut();
+                for name in [
+                    header::CONNECTION,
+                    header::UPGRADE,
+                    header::SEC_WEBSOCKET_ACCEPT,
+                    header::CONTENT_LENGTH,
+                ] {
+                    headers.remove(name);
+                }
+            }
             tokio::spawn(splice(
                 client_side,
                 upstream_side,
@@ -210,6 +293,114 @@ impl Upstream {
             ));
         }
         Ok(response)
+    }
+
+    /// Sends the request and waits for the response head. The timeout is for the upstream's
+    /// answer, so it starts once the request body has been sent: a slow upload is the
+    /// client's pace, not the upstream's fault.
+    async fn exchange(
+        &self,
+        request: Request<Incoming>,
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
+        let (sent, mut body_done) = oneshot::channel();
+        let request = request.map(|body| SignalEnd {
+            inner: body,
+            sent: Some(sent),
+        });
+        let exchange = async {
+            match &self.transport {
+                Transport::Http1(client) => client
+                    .request(request)
+                    .await
+                    .map(|r| r.map(|body| UpstreamBody::new(body, None)))
+                    .map_err(|e| classify(&e)),
+                Transport::H2c(pool) => pool
+                    .send(request.map(Either::Left))
+                    .await
+                    .map(|(r, guard)| r.map(|body| UpstreamBody::new(body, Some(guard)))),
+            }
+        };
+        tokio::pin!(exchange);
+        let mut body_end = None;
+        let answered = tokio::select! {
+            result = &mut exchange => Some(result),
+            end = &mut body_done => {
+                body_end = end.ok();
+                None
+            }
+        };
+        let result = match answered {
+            Some(result) => result,
+            None => tokio::time::timeout(self.timeout, exchange)
+                .await
+                .map_err(|_| ProxyError::UpstreamTimeout)?,
+        };
+        result.map_err(|error| {
+            // A client body that broke its framing (a bad chunk, a short HTTP/2 stream) is
+            // the client's fault, whatever the upstream made of the torn request.
+            let end = body_end.or_else(|| body_done.try_recv().ok());
+            match end {
+                Some(BodyEnd::Failed) => ProxyError::BadBody,
+                Some(BodyEnd::Complete) | None => error,
+            }
+        })
+    }
+
+    /// The app's `grpc.health.v1.Health/Check` for the whole server (service `""`): true
+    /// when it answers `SERVING`. Only under `h2c`.
+    pub async fn grpc_serving(&self) -> bool {
+        let Transport::H2c(pool) = &self.transport else {
+            return false;
+        };
+        health::check(pool, &self.authority, self.timeout).await
+    }
+}
+
+/// A random `Sec-WebSocket-Key` (RFC 6455 §4.1: 16 random bytes, base64).
+fn websocket_key() -> HeaderValue {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes());
+    HeaderValue::from_str(&key).unwrap_or(HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="))
+}
+
+pin_project! {
+    /// The body of an upstream response; under `h2c` it holds its stream's place on the
+    /// connection until it ends.
+    pub struct UpstreamBody {
+        #[pin]
+        inner: Incoming,
+        guard: Option<StreamGuard>,
+    }
+}
+
+impl UpstreamBody {
+    fn new(inner: Incoming, guard: Option<StreamGuard>) -> Self {
+        Self { inner, guard }
+    }
+}
+
+impl HttpBody for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            drop(this.guard.take());
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -44,6 +44,24 @@ impl SecretSource {
             Self::Env(name) => std::env::var(name)
                 .map_err(|_| format!("environment variable `{name}` is not set"))?,
         };
+        self.trimmed(&value)
+    }
+
+    /// [`SecretSource::read`] without blocking the async runtime, for secrets read again on
+    /// every use (so that a rotated file is picked up).
+    pub async fn read_async(&self) -> Result<Secret<String>, String> {
+        match self {
+            Self::File(path) => {
+                let value = tokio::fs::read_to_string(path)
+                    .await
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                self.trimmed(&value)
+            }
+            Self::Env(_) => self.read(),
+        }
+    }
+
+    fn trimmed(&self, value: &str) -> Result<Secret<String>, String> {
         let value = value.trim();
         if value.is_empty() {
             return Err(format!("{} is empty", self.describe()));
@@ -55,6 +73,42 @@ impl SecretSource {
         match self {
             Self::File(path) => format!("file {}", path.display()),
             Self::Env(name) => format!("environment variable `{name}`"),
+        }
+    }
+}
+
+/// A setting written in the config file, or read like a secret (a URL that carries a
+/// password, say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextSource {
+    Literal(String),
+    Secret(SecretSource),
+}
+
+impl TextSource {
+    /// The value now (a secret source is read again at every call).
+    pub fn read(&self) -> Result<Secret<String>, String> {
+        match self {
+            Self::Literal(value) => Ok(Secret::new(value.clone())),
+            Self::Secret(source) => source.read(),
+        }
+    }
+
+    /// The file to watch for changes, if the value comes from one.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Secret(SecretSource::File(path)) => Some(path),
+            _ => None,
+        }
+    }
+}
+
+impl SecretSource {
+    /// The file to watch for changes, if the secret comes from one.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::File(path) => Some(path),
+            Self::Env(_) => None,
         }
     }
 }

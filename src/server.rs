@@ -2,10 +2,8 @@
 //! timeout, HTTP/1.1 and HTTP/2 serving with header limits, idle timeouts, and graceful
 //! shutdown. Each request is handed to [`stack::handle`].
 
-mod activity;
 mod linger;
 
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,25 +17,30 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-pub use activity::ActiveRequest;
-use activity::Activity;
+pub use crate::activity::ActiveRequest;
+use crate::activity::Activity;
 use linger::Lingering;
 
 use arc_swap::ArcSwap;
 
 use crate::admin::{self, Readiness};
+use crate::assertion::Assertions;
+use crate::audit::{self, Audit};
+use crate::auth::cert::CertError;
 use crate::auth::jwt::{TokenMemo, Verifier};
-use crate::config::{Config, ConfigErrors, Limits};
+use crate::config::{Config, ConfigErrors, Limits, UpstreamHealth};
 use crate::headers::TrustedProxies;
 use crate::identity::{IdentityHeaders, IdentityRules};
 use crate::login::Login;
+use crate::otel;
 use crate::policy::{self, Policy};
 use crate::proxy::Slot;
 use crate::proxy::Upstream;
 use crate::reload::{self as file_reload, FileWatch};
-use crate::stack::{self, App, ConnInfo, Connection};
+use crate::stack::{self, App, ClientAuth, ConnInfo, Connection, PeerCert};
 use crate::telemetry;
-use crate::tls::{self, CertStore};
+use crate::tls::{self, CertStore, ClientVerifier};
+use rustls::HandshakeKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -53,6 +56,8 @@ pub enum StartError {
     Tls(#[from] rustls::Error),
     #[error("HTTP client setup failed: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("trace export setup failed: {0}")]
+    Telemetry(String),
 }
 
 /// The HTTP client for identity providers: no redirects, bounded time.
@@ -113,7 +118,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tracing::warn!("{warning}");
     }
     let policy = Arc::new(ArcSwap::from_pointee(policy));
-    let identity = IdentityHeaders::new(config.identity.clone());
+    let mut identity = IdentityHeaders::new(config.identity.clone());
+    let assertions = match &config.assertion {
+        Some(settings) => {
+            let assertions = Assertions::new(settings).map_err(|message| {
+                StartError::Config(ConfigErrors(vec![settings.origin.error(message)]))
+            })?;
+            identity.also_strip(assertions.header());
+            Some(assertions)
+        }
+        None => None,
+    };
     let verifier = Arc::new(Verifier::new(
         &config.issuers,
         config.tokens,
@@ -132,21 +147,44 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             key_conditions.push("keys of the login provider".to_owned());
         }
     }
+    if config.upstream.health == UpstreamHealth::Grpc {
+        key_conditions.push(APP_HEALTH.to_owned());
+    }
     let readiness = Readiness::new(
         ["listeners", "certificates"]
             .into_iter()
             .chain(key_conditions.iter().map(String::as_str)),
     );
 
+    let mut background = Vec::new();
+    let mut client_verifier = None;
     let (acceptor, cert_watch) = match &config.tls {
         Some(settings) => {
             let store =
                 CertStore::load(settings).map_err(|e| StartError::Config(ConfigErrors(e)))?;
-            let acceptor = TlsAcceptor::from(tls::server_config(store.clone(), settings)?);
+            let clients = match &settings.client_auth {
+                Some(client_auth) => {
+                    let verifier = ClientVerifier::load(client_auth, tls::provider(settings))
+                        .map_err(|e| StartError::Config(ConfigErrors(vec![e])))?;
+                    background.push(verifier.watch(client_auth, settings.reload_interval, &reload));
+                    client_verifier = Some(verifier.clone());
+                    Some(verifier)
+                }
+                None => None,
+            };
+            let config = tls::server_config(store.clone(), clients, settings)?;
+            let acceptor = TlsAcceptor::from(config);
             (Some(acceptor), Some(store.watch(settings, &reload)))
         }
         None => (None, None),
     };
+    if let (Some(assertions), Some(settings)) = (&assertions, &config.assertion) {
+        let interval = config
+            .tls
+            .as_ref()
+            .map_or(Duration::from_secs(5), |t| t.reload_interval);
+        background.extend(assertions.watch(settings, interval, &reload));
+    }
     readiness.met("certificates");
 
     let https = bind("https", config.listen.https).await?;
@@ -156,7 +194,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let (https_addr, http_addr) = (addr(&https), addr(&http));
     let admin_addr = addr(&admin).unwrap_or(config.listen.admin);
 
-    let mut background = Vec::new();
     for jwks in verifier.key_sets() {
         background.push(tokio::spawn(jwks.clone().run()));
         let mut loaded = jwks.loaded();
@@ -170,12 +207,20 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     background.push(watch_policy(&config, policy.clone(), &reload));
     background.push(telemetry::spawn_upkeep());
+    let audit = Arc::new(Audit::new(config.log.audit));
+    let (tracing, exporting) =
+        match otel::start(&config.telemetry).map_err(StartError::Telemetry)? {
+            Some((tracing, exporting)) => (Some(tracing), Some(exporting)),
+            None => (None, None),
+        };
+    background.push(audit::spawn_flush(audit.clone()));
     let login = start_login(
         &config,
         &verifier,
         identity.rules(),
         &readiness,
         &mut background,
+        &reload,
     )?;
     // Upgraded tunnels run outside any HTTP connection; this tells them when the drain is over.
     let (close_tunnels, tunnels_closing) = watch::channel(false);
@@ -190,6 +235,23 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             max_headers: config.limits.max_headers,
             login,
             dev_mode: config.dev_users.is_some(),
+            client_auth: config
+                .tls
+                .as_ref()
+                .and_then(|t| t.client_auth.as_ref())
+                .zip(client_verifier)
+                .map(|(c, verifier)| ClientAuth {
+                    rules: c.rules.clone(),
+                    verifier,
+                    forward: c.forward_client_cert,
+                }),
+            assertions: assertions.clone(),
+            forward_auth: config.forward_auth,
+            probes: config
+                .compat_oauth2_proxy
+                .then(|| crate::compat::Probes::new(readiness.clone())),
+            audit: audit.clone(),
+            tracing,
         },
         http: http_builder(&config.limits),
         permits: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -199,6 +261,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .as_ref()
             .map_or(Duration::from_secs(10), |t| t.handshake_timeout),
     });
+    if config.upstream.health == UpstreamHealth::Grpc {
+        background.push(tokio::spawn(watch_app_health(
+            shared.clone(),
+            readiness.clone(),
+        )));
+    }
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut accepting = Vec::new();
     if let Some(listener) = https {
@@ -217,7 +285,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             shutdown_rx.clone(),
         )));
     }
-    let admin_task = admin.map(|listener| tokio::spawn(admin::serve(listener, readiness.clone())));
+    let admin_task =
+        admin.map(|listener| tokio::spawn(admin::serve(listener, readiness.clone(), assertions)));
     readiness.met("listeners");
     let shown = |a: Option<SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
     tracing::info!(
@@ -233,6 +302,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let stopped = tokio::spawn(async move {
         let _ = signal.wait_for(|stop| *stop).await;
         readiness.start_draining();
+        let draining = std::time::Instant::now();
         tracing::info!("shutting down: no new connections, draining in-flight requests");
         for task in accepting {
             let _ = task.await;
@@ -256,6 +326,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }
         if let Some(task) = admin_task {
             task.abort();
+        }
+        // Spans of the last requests go out within what is left of the drain timeout.
+        if let Some(exporting) = exporting {
+            let left = drain_timeout.saturating_sub(draining.elapsed());
+            if !exporting.flush(left.max(Duration::from_millis(100))).await {
+                tracing::warn!("spans not exported before the drain timeout");
+            }
         }
         drained
     });
@@ -289,6 +366,7 @@ fn start_login(
     rules: IdentityRules,
     readiness: &Arc<Readiness>,
     background: &mut Vec<JoinHandle<()>>,
+    reload: &file_reload::Trigger,
 ) -> Result<Option<Arc<Login>>, StartError> {
     let Some(session) = &config.session else {
         return Ok(None);
@@ -318,6 +396,12 @@ fn start_login(
                     "login provider",
                 ));
             }
+            if settings.sends_access_token() && session.store == crate::config::SessionStore::Cookie
+            {
+                tracing::warn!(
+                    "login sends the access token to the app and sessions live in cookies: the token makes each session cookie larger (several cookies past 3 KB); `session.store: redis` keeps only a ticket in the cookie"
+                );
+            }
             if let (None, Some(jwks)) = (shared_keys, login.jwks()) {
                 background.push(tokio::spawn(jwks.clone().run()));
                 background.push(when_loaded(
@@ -330,7 +414,32 @@ fn start_login(
         }
         (None, None) => return Ok(None),
     };
-    Ok(Some(Arc::new(login)))
+    let login = Arc::new(login);
+    if let Some(store) = login.redis() {
+        background.push(tokio::spawn(store.clone().run_health()));
+        let store = store.clone();
+        readiness.probe("redis session store", move || store.healthy());
+    }
+    // Secrets rotate without a restart: their files are watched like certificates.
+    let files = login.secret_files();
+    if !files.is_empty() {
+        let interval = config
+            .tls
+            .as_ref()
+            .map_or(Duration::from_secs(10), |t| t.reload_interval);
+        let weak = Arc::downgrade(&login);
+        background.push(file_reload::spawn(
+            file_reload::FileWatch::new(files),
+            interval,
+            reload,
+            move || {
+                if let Some(login) = weak.upgrade() {
+                    login.reload_secrets();
+                }
+            },
+        ));
+    }
+    Ok(Some(login))
 }
 
 /// Marks `condition` met once `loaded` turns true.
@@ -345,6 +454,24 @@ fn when_loaded(
             readiness.met(&condition);
         }
     })
+}
+
+/// The readiness condition of `upstream.health: grpc`.
+const APP_HEALTH: &str = "app health (grpc.health.v1)";
+
+/// Asks the app's gRPC health service until the process ends: ready while it says `SERVING`,
+/// not ready otherwise. A failing app is asked again sooner than a serving one.
+async fn watch_app_health(shared: Arc<Shared>, readiness: Arc<Readiness>) {
+    loop {
+        let serving = shared.app.upstream.grpc_serving().await;
+        if serving {
+            readiness.met(APP_HEALTH);
+        } else {
+            readiness.unmet(APP_HEALTH);
+        }
+        let pause = if serving { 5 } else { 1 };
+        tokio::time::sleep(Duration::from_secs(pause)).await;
+    }
 }
 
 /// Reloads the policy when its files change; a policy that fails validation is not used.
@@ -393,7 +520,9 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10));
+        .keep_alive_timeout(Duration::from_secs(10))
+        // RFC 8441: WebSockets over HTTP/2 arrive as extended CONNECT.
+        .enable_connect_protocol();
     builder
 }
 
@@ -441,7 +570,7 @@ async fn accept(
                     match tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream))
                         .await
                     {
-                        Ok(Ok(tls)) => serve(tls, conn, slot, &shared, shutdown).await,
+                        Ok(Ok(tls)) => serve_tls(tls, conn, slot, &shared, shutdown).await,
                         Ok(Err(e)) => {
                             telemetry::tls_handshake_failed("error");
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -452,7 +581,7 @@ async fn accept(
                         }
                     }
                 }
-                None => serve(stream, conn, slot, &shared, shutdown).await,
+                None => serve(stream, conn, PeerCert::None, slot, &shared, shutdown).await,
             }
             telemetry::connection_closed();
         });
@@ -460,11 +589,37 @@ async fn accept(
     // Dropping the listener here closes the port: new connections are refused from now on.
 }
 
+/// Serves a handshaken TLS connection once its client certificate, if any, says who it is. A
+/// resumed session whose certificate is no longer trusted is closed, as its full handshake
+/// would now fail.
+async fn serve_tls<IO>(
+    tls: tokio_rustls::server::TlsStream<IO>,
+    conn: ConnInfo,
+    slot: Slot,
+    shared: &Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let session = tls.get_ref().1;
+    let resumed = session.handshake_kind() == Some(HandshakeKind::Resumed);
+    let peer_cert = shared
+        .app
+        .identify_client(session.peer_certificates(), resumed);
+    if let PeerCert::Unusable(CertError::Untrusted) = peer_cert {
+        telemetry::tls_handshake_failed("error");
+        tracing::debug!(peer = %conn.peer, "resumed TLS session whose client certificate is no longer trusted");
+        return;
+    }
+    serve(tls, conn, peer_cert, slot, shared, shutdown).await;
+}
+
 /// Serves HTTP on one accepted (and, for HTTPS, handshaken) connection until it closes, goes
 /// idle, or shutdown asks it to finish its requests and close.
 async fn serve<IO>(
     io: IO,
     conn: ConnInfo,
+    peer_cert: PeerCert,
     slot: Slot,
     shared: &Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
@@ -480,15 +635,16 @@ async fn serve<IO>(
             info: conn,
             memo: TokenMemo::default(),
             slot,
+            peer_cert,
         });
         hyper::service::service_fn(move |request| {
             let shared = shared.clone();
             let connection = connection.clone();
             let active = activity.begin();
             async move {
-                let mut response = stack::handle(&shared.app, &connection, request).await;
+                let mut response = stack::handle(&shared.app, &connection, request).await?;
                 response.body_mut().hold(active);
-                Ok::<_, Infallible>(response)
+                Ok::<_, stack::Reset>(response)
             }
         })
     };

@@ -12,18 +12,24 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
+use crate::assertion::{self, Assertions};
+use crate::audit::{self, Audit, DecisionEvent, RequestFacts};
+use crate::auth::cert::{CertError, CertRules, ClientCert};
 use crate::auth::jwt::{self, Authenticated, TokenError, TokenMemo, Verifier};
 use crate::auth::{AuthMethod, Principal};
 use crate::body::{AccessRecord, Body, Metered};
 use crate::error::{Credential, ProxyError};
+use crate::forward_auth;
 use crate::framing;
+use crate::grpc;
 use crate::headers::{self, TrustedProxies, X_REQUEST_ID};
 use crate::html;
 use crate::identity::IdentityHeaders;
 use crate::login::{self, Login, SessionState};
+use crate::otel::{self, Child};
 use crate::path;
 use crate::policy::{AuthMode, Decision, DefaultAction, OnUnauthenticated, Policy, Route, Rule};
-use crate::proxy::{Slot, Upgrade, Upstream};
+use crate::proxy::{Outbound, Slot, Upgrade, Upstream};
 use crate::telemetry::{self, Outcome};
 
 /// Everything a request needs that lives as long as the server.
@@ -40,6 +46,74 @@ pub struct App {
     pub login: Option<Arc<Login>>,
     /// `gatehouse dev`: friendly pages that may name the app's address.
     pub dev_mode: bool,
+    /// Client certificates (`tls.client_auth`), when configured.
+    pub client_auth: Option<ClientAuth>,
+    /// The signed identity assertion, when enabled.
+    pub assertions: Option<Arc<Assertions>>,
+    /// `forward_auth: true`: the forward-auth endpoint also without `login`.
+    pub forward_auth: bool,
+    /// `compat.oauth2_proxy`: `/ping` and `/ready` on the public listener.
+    pub probes: Option<crate::compat::Probes>,
+    /// The audit line of every decision, and its subscribers.
+    pub audit: Arc<Audit>,
+    /// Request spans, when `telemetry.otlp` is set.
+    pub tracing: Option<Arc<otel::Tracing>>,
+}
+
+/// How verified client certificates become identities.
+#[derive(Debug)]
+pub struct ClientAuth {
+    pub rules: CertRules,
+    /// The live verifier, to check a resumed session's certificate again.
+    pub verifier: Arc<crate::tls::ClientVerifier>,
+    /// Send `X-Forwarded-Client-Cert` to the app.
+    pub forward: bool,
+}
+
+/// What the client certificate of a connection proves, read once after the handshake.
+#[derive(Debug, Clone, Default)]
+pub enum PeerCert {
+    /// No certificate (or client certificates are not configured).
+    #[default]
+    None,
+    Verified(ClientCert),
+    /// rustls verified the chain, but the certificate names no usable identity.
+    Unusable(CertError),
+}
+
+impl App {
+    /// The identity of the certificate chain rustls verified (leaf first), if any. For a
+    /// `resumed` session the chain is verified again: the CAs or the clock may have moved on
+    /// since the session's full handshake. [`CertError::Untrusted`] means: close the
+    /// connection, as a full handshake with that certificate would have failed.
+    pub fn identify_client(
+        &self,
+        chain: Option<&[rustls_pki_types::CertificateDer<'_>]>,
+        resumed: bool,
+    ) -> PeerCert {
+        let (Some(client_auth), Some(chain)) = (&self.client_auth, chain) else {
+            return PeerCert::None;
+        };
+        let Some(leaf) = chain.first() else {
+            return PeerCert::None;
+        };
+        if resumed && !client_auth.verifier.still_trusted(chain) {
+            return PeerCert::Unusable(CertError::Untrusted);
+        }
+        match client_auth.rules.identify(leaf) {
+            Ok(cert) => match self.identity.rules().check(&cert.principal) {
+                Ok(()) => PeerCert::Verified(cert),
+                Err(error) => {
+                    tracing::info!(subject = ?cert.principal.subject, %error, "client certificate refused: its identity cannot be sent to the app");
+                    PeerCert::Unusable(CertError::Unwritable)
+                }
+            },
+            Err(error) => {
+                tracing::info!(%error, "client certificate gives no identity");
+                PeerCert::Unusable(error)
+            }
+        }
+    }
 }
 
 /// What the server knows about the connection a request arrived on.
@@ -58,15 +132,24 @@ pub struct Connection {
     pub memo: TokenMemo,
     /// The connection's place under `limits.max_connections`; a tunnel keeps it.
     pub slot: Slot,
+    /// The client certificate's identity.
+    pub peer_cert: PeerCert,
 }
 
 pub type ResponseBody = Metered<Body>;
 
+/// A stream the app reset before answering, passed on to an HTTP/2 client as the same reset
+/// (hyper sends `RST_STREAM` with the reason of the `h2::Error` it finds here).
+#[derive(Debug, thiserror::Error)]
+#[error("the application reset the stream")]
+pub struct Reset(#[source] h2::Error);
+
+/// Answers one request. `Err` only for an HTTP/2 client whose stream the app reset.
 pub async fn handle(
     app: &App,
     conn: &Connection,
     mut request: Request<Incoming>,
-) -> Response<ResponseBody> {
+) -> Result<Response<ResponseBody>, Reset> {
     // 1. Identify and start recording first, so that every answer below, even a 400, carries
     //    the request id and produces exactly one access-log line.
     let request_id = headers::request_id(request.headers());
@@ -78,33 +161,94 @@ pub async fn handle(
 
     let browser = app.dev_mode && accepts_html(&request);
     let version = request.version();
-    let mut response = match admit(app, conn, &mut request, &request_id).await {
+    // A gRPC client reads only gRPC answers: everything Gatehouse answers itself takes the
+    // trailers-only form, and its deadline bounds the wait for the app.
+    let grpc = grpc::is_grpc(request.headers());
+    let refuse = |error: ProxyError| refusal(error, version, grpc);
+    // The server span starts before anything else reads the request, so that it covers all.
+    let mut checked = Checked {
+        trace: app.tracing.as_ref().map(|tracing| {
+            tracing.request(&otel::Incoming {
+                headers: request.headers(),
+                method: request.method(),
+                path: request.uri().path(),
+                scheme: conn.info.scheme,
+                version,
+                peer: conn.info.peer.ip(),
+                trusted_peer: app.trusted_proxies.contains(conn.info.peer.ip()),
+            })
+        }),
+        ..Checked::default()
+    };
+    let mut response = match admit(app, conn, &mut request, &request_id, &mut checked).await {
         Ok(Admit::Forward(forward)) => {
             // 10. Forward exactly what was checked.
             let started = Instant::now();
-            let result = app
-                .upstream
-                .forward(request, forward.path, forward.host, forward.upgrade)
-                .await;
-            record.upstream_time = Some(started.elapsed());
+            let te_trailers = forward.te_trailers;
+            let outbound = Outbound {
+                host: forward.host,
+                upgrade: forward.upgrade,
+                deadline: grpc.then(|| grpc::timeout(request.headers())).flatten(),
+                te_trailers: forward.te_trailers,
+            };
+            // The app's `traceparent` names the upstream span, whatever the client sent.
+            let span = checked
+                .trace
+                .as_ref()
+                .and_then(|cx| Child::of(cx, "upstream", opentelemetry::trace::SpanKind::Client));
+            if let Some(span) = &span {
+                span.set("http.request.method", request.method().as_str().to_owned());
+                span.set("url.path", forward.path.path().to_owned());
+                span.set("server.address", app.upstream.address().to_owned());
+                span.inject(request.headers_mut());
+            }
+            let result = app.upstream.forward(request, forward.path, outbound).await;
+            let took = started.elapsed();
+            record.upstream_time = Some(took);
+            telemetry::upstream_answered(result.as_ref().ok().map(|r| r.status().as_u16()), took);
+            if let Some(span) = span {
+                match &result {
+                    Ok(response) => span.set(
+                        "http.response.status_code",
+                        i64::from(response.status().as_u16()),
+                    ),
+                    Err(error) => {
+                        span.set("error.type", error.code());
+                        span.fail("the upstream call failed");
+                    }
+                }
+            }
             let response = match result {
                 Ok(mut response) => {
                     // Hop-by-hop headers of the upstream's connection stay with it.
                     headers::remove_hop_by_hop(response.headers_mut());
+                    // hyper sends an HTTP/1.1 client only the trailers that `Trailer` names;
+                    // HTTP/2 has no such list, so gRPC's own are named for such a client.
+                    if version < http::Version::HTTP_2 && te_trailers && grpc {
+                        response
+                            .headers_mut()
+                            .insert(header::TRAILER, grpc::TRAILER_NAMES);
+                    }
                     response.map(Body::Left)
+                }
+                Err(ProxyError::UpstreamReset(code)) if version == http::Version::HTTP_2 => {
+                    telemetry::upstream_error("upstream_reset");
+                    return Err(Reset(h2::Error::from(h2::Reason::from(code))));
                 }
                 Err(error) => {
                     telemetry::upstream_error(error.code());
                     match error {
                         // In dev mode the person at the browser is the app's developer: say
                         // which address is not answering, and keep retrying.
-                        ProxyError::UpstreamConnect | ProxyError::UpstreamTimeout if browser => {
+                        ProxyError::UpstreamConnect | ProxyError::UpstreamTimeout
+                            if browser && !grpc =>
+                        {
                             html::app_down(
                                 app.upstream.address(),
                                 error == ProxyError::UpstreamTimeout,
                             )
                         }
-                        error => refusal(error, version),
+                        error => refuse(error),
                     }
                 }
             };
@@ -112,21 +256,44 @@ pub async fn handle(
             login::with_cookies(response, &forward.set_cookies)
         }
         // 4 and 8. Built-in endpoints and refusals answer here, never upstream.
+        Ok(Admit::Answer(response)) if grpc => grpc::from_answer(response, None),
         Ok(Admit::Answer(response)) => response,
-        Err(error) => refusal(error, version),
+        Ok(Admit::Refuse(error, set_cookies)) => login::with_cookies(refuse(error), &set_cookies),
+        Err(error) => refuse(error),
     };
 
     // 11. Record: the id goes back to the client; the log line is written when the body ends.
     response.headers_mut().insert(X_REQUEST_ID, request_id);
     record.status = response.status().as_u16();
-    response.map(|body| Metered::new(body, record))
+    record.trace_id = checked.trace.as_ref().map(otel::trace_id);
+    if let Some(event) = &checked.decision {
+        app.audit.record(
+            event,
+            &RequestFacts {
+                request_id: record.request_id.to_str().unwrap_or("-"),
+                trace_id: record.trace_id.as_deref(),
+                method: &record.method,
+                path: &checked.canonical,
+                host: checked.host.as_deref(),
+                status: record.status,
+                peer: conn.info.peer.ip(),
+            },
+        );
+    }
+    record.decision = checked.decision;
+    record.trace = checked.trace;
+    Ok(response.map(|body| Metered::new(body, record)))
 }
 
-/// The answer to a refused request. When the refusal means the rest of an HTTP/1 connection
-/// cannot be read safely, the answer says so and hyper closes the connection after it.
-fn refusal(error: ProxyError, version: http::Version) -> Response<Body> {
+/// The answer to a refused request, in gRPC's form for a gRPC client. When the refusal means
+/// the rest of an HTTP/1 connection cannot be read safely, the answer says so and hyper
+/// closes the connection after it.
+fn refusal(error: ProxyError, version: http::Version, grpc: bool) -> Response<Body> {
     let close = error.closes_connection() && version < http::Version::HTTP_2;
-    let mut response = error.into_response();
+    let mut response = match grpc {
+        true => error.into_grpc_response(),
+        false => error.into_response(),
+    };
     if close {
         response
             .headers_mut()
@@ -140,6 +307,8 @@ enum Admit {
     Forward(Forward),
     /// Answered by Gatehouse itself (login endpoints, login redirects, HTML pages).
     Answer(Response<Body>),
+    /// Refused, with cookies to set all the same (a session that ended on the way).
+    Refuse(ProxyError, Vec<HeaderValue>),
 }
 
 /// What goes upstream.
@@ -147,15 +316,47 @@ struct Forward {
     path: PathAndQuery,
     host: Option<HeaderValue>,
     upgrade: Option<Upgrade>,
+    /// The client sent `te: trailers`.
+    te_trailers: bool,
     /// Cookies to set on the answer (a refreshed session).
     set_cookies: Vec<HeaderValue>,
 }
 
+/// What the checks learned about the request, for its audit and access lines.
+#[derive(Default)]
+struct Checked {
+    canonical: String,
+    host: Option<String>,
+    decision: Option<DecisionEvent>,
+    /// The request's server span.
+    trace: Option<opentelemetry::Context>,
+}
+
+impl Checked {
+    /// Notes the decision, and counts it.
+    fn decided(&mut self, event: DecisionEvent) {
+        telemetry::decision(&event.route, event.decision);
+        if let Some(span) = self.child("policy") {
+            span.set("gatehouse.route", event.route.clone());
+            span.set("gatehouse.decision", event.decision.as_str());
+            span.set("gatehouse.reason", event.reason.to_string());
+        }
+        self.decision = Some(event);
+    }
+
+    fn child(&self, name: &'static str) -> Option<Child> {
+        let cx = self.trace.as_ref()?;
+        Child::of(cx, name, opentelemetry::trace::SpanKind::Internal)
+    }
+}
+
 /// Who the caller turned out to be, and what cookies that requires us to set.
 #[derive(Default)]
-struct Caller {
-    authenticated: Option<Authenticated>,
-    set_cookies: Vec<HeaderValue>,
+pub(crate) struct Caller {
+    pub(crate) authenticated: Option<Authenticated>,
+    pub(crate) set_cookies: Vec<HeaderValue>,
+    /// A session's access token, for the app when the login settings send it.
+    pub(crate) access_token: Option<String>,
 }
 
 /// Steps 2 to 9: everything that decides whether and how the request goes upstream.
@@ -164,16 +365,29 @@ async fn admit(
     conn: &Connection,
     request: &mut Request<Incoming>,
     request_id: &HeaderValue,
+    checked: &mut Checked,
 ) -> Result<Admit, ProxyError> {
-    let memo = &conn.memo;
     // 2. Framing first, while the headers are as the client sent them: a request whose length
     //    or target can be read two ways is refused before any header is removed or trusted.
     //    Then hygiene: hop-by-hop headers and everything named in `Connection` go (so
     //    `Connection: X-User-Id` cannot remove what we inject later), an upgrade survives only
     //    if it is allowed, and every client spelling of our identity headers is removed.
+    //    A WebSocket over HTTP/2 (extended CONNECT) becomes the `GET` upgrade it stands for
+    //    here, so that the allow-list, the policy and the authentication see it as they see
+    //    an HTTP/1.1 one.
     let host = framing::check(request).map_err(ProxyError::Framing)?;
+    let te_trailers = asks_for_trailers(request.headers());
     let requested = headers::remove_hop_by_hop(request.headers_mut());
-    let upgrade = app.upstream.admit_upgrade(request, requested, &conn.slot);
+    let (requested, extended_connect) = match extended_connect(request) {
+        Some(protocol) => (Some(protocol), true),
+        None => (requested, false),
+    };
+    let upgrade = app
+        .upstream
+        .admit_upgrade(request, requested, extended_connect, &conn.slot);
+    if extended_connect && upgrade.is_none() {
+        return Err(ProxyError::MethodNotAllowed);
+    }
     app.identity.strip_spoofed(request.headers_mut());
     if request.headers().len() > app.max_headers {
         return Err(ProxyError::HeadersTooLarge);
@@ -194,12 +408,45 @@ async fn admit(
         .as_ref()
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
+    checked.canonical.clone_from(&canonical);
+    checked.host.clone_from(&host_name);
 
-    // 4. Built-in endpoints, before routing: no policy can shadow or expose them.
+    // 4. Built-in endpoints, before routing: no policy can shadow or expose them. Forward-auth
+    //    decides for the request the proxy in front describes (see `forward_auth`).
+    if let Some(answer) = app
+        .probes
+        .as_ref()
+        .and_then(|p| p.answer(request.method(), &canonical))
+    {
+        return Ok(Admit::Answer(answer));
+    }
+    if forward_auth::is_endpoint(app, &canonical) {
+        let own = forward_auth::Own {
+            method: request.method(),
+            path: &canonical,
+            host: host_name.as_deref(),
+        };
+        return Ok(Admit::Answer(
+            forward_auth::answer(app, conn, request, own).await?,
+        ));
+    }
     if let Some(login) = &app.login
         && let Some(name) = login.endpoint_name(&canonical)
     {
-        return endpoint(app, memo, login, name, request, host_name.as_deref()).await;
+        // `rd=` may name this origin: the listener's scheme with the `Host` we were sent to.
+        let origin = host_name
+            .as_deref()
+            .and_then(|h| login::Origin::new(conn.info.scheme, h));
+        return endpoint(app, conn, login, name, request, origin.as_ref()).await;
+    }
+    if let Some(assertions) = &app.assertions
+        && assertions.published()
+        && canonical == assertion::JWKS_PATH
+    {
+        return Ok(Admit::Answer(match *request.method() {
+            Method::GET | Method::HEAD => crate::admin::jwks_answer(assertions),
+            _ => ProxyError::MethodNotAllowed.into_response(),
+        }));
     }
 
     // Forwarding headers describe this hop; client copies count only from trusted proxies.
@@ -219,69 +466,106 @@ async fn admit(
     let rule = match policy.route(request.method(), &canonical, host_name.as_deref()) {
         Route::Rule(rule) => rule,
         Route::Default(DefaultAction::Allow) => {
-            telemetry::decision("(default)", Outcome::Allow);
+            checked.decided(
+                DecisionEvent::new(audit::DEFAULT_ROUTE, Outcome::Allow, None)
+                    .because("default allow"),
+            );
             request.headers_mut().remove(header::AUTHORIZATION);
             return Ok(Admit::Forward(forward(
                 app,
                 request,
                 canonical,
-                host,
-                upgrade,
+                (host, upgrade, te_trailers),
                 None,
                 Vec::new(),
             )?));
         }
         Route::Default(DefaultAction::Deny) => {
-            telemetry::decision("(default)", Outcome::Forbidden);
+            checked.decided(
+                DecisionEvent::new(audit::DEFAULT_ROUTE, Outcome::Forbidden, None)
+                    .because(audit::reason(&ProxyError::NoRoute)),
+            );
             return Err(ProxyError::NoRoute);
         }
     };
 
     // 6. Authenticate as the rule asks. A public route never looks at credentials.
-    let caller = match authenticate(app, memo, request, rule.auth).await {
+    //    Key fetches, introspection and session refreshes open their spans under this one.
+    let span = checked.child("authenticate");
+    let authenticated = otel::within(
+        span.as_ref().map(Child::context),
+        authenticate(app, conn, request, rule.auth),
+    )
+    .await;
+    if let Some(span) = span {
+        match &authenticated {
+            Ok(Caller {
+                authenticated: Some(a),
+                ..
+            }) => span.set("gatehouse.auth.method", a.principal.method.as_str()),
+            Ok(_) => {}
+            Err(_) => span.fail("not authenticated"),
+        }
+    }
+    let caller = match authenticated {
         Ok(caller) => caller,
         Err(error) => {
-            telemetry::decision(&rule.name, Outcome::Unauthenticated);
+            checked.decided(
+                DecisionEvent::new(&rule.name, Outcome::Unauthenticated, None)
+                    .because(audit::reason(&error)),
+            );
+            if error == ProxyError::SessionStoreUnavailable
+                && login::is_navigation(request.headers())
+            {
+                return Ok(Admit::Answer(login::store_unavailable_page()));
+            }
             return Err(error);
         }
     };
 
     // 7. Authorize against the rule's requirements; 8. answer refusals in kind: a browser is
     //    sent to the login or shown a page, an API client gets 401/403 JSON.
-    let principal = caller.authenticated.as_ref().map(|a| a.principal.as_ref());
+    let shared = caller.authenticated.as_ref().map(|a| &a.principal);
+    let principal = shared.map(|p| p.as_ref());
     match rule.authorize(principal) {
-        Decision::Allow => telemetry::decision(&rule.name, Outcome::Allow),
+        Decision::Allow => checked.decided(DecisionEvent::new(&rule.name, Outcome::Allow, shared)),
         Decision::Unauthenticated => {
-            telemetry::decision(&rule.name, Outcome::Unauthenticated);
-            let answer = match &app.login {
-                Some(login) if wants_login(rule, request) => {
-                    login.redirect_to_login(&original_target(&canonical, request))
-                }
-                _ => ProxyError::Unauthenticated(Credential::Missing).into_response(),
-            };
-            return Ok(Admit::Answer(login::with_cookies(
-                answer,
-                &caller.set_cookies,
-            )));
+            let error = ProxyError::Unauthenticated(missing_credential(rule.auth));
+            checked.decided(
+                DecisionEvent::new(&rule.name, Outcome::Unauthenticated, shared)
+                    .because(audit::reason(&error)),
+            );
+            return Ok(match &app.login {
+                Some(login) if wants_login(rule, request) => Admit::Answer(login::with_cookies(
+                    login
+                        .redirect_to_login(&original_target(&canonical, request), request.method()),
+                    &caller.set_cookies,
+                )),
+                _ => Admit::Refuse(error, caller.set_cookies),
+            });
         }
         Decision::Forbidden(denial) => {
-            telemetry::decision(&rule.name, Outcome::Forbidden);
-            let answer = match (&app.login, principal) {
+            checked.decided(
+                DecisionEvent::new(&rule.name, Outcome::Forbidden, shared)
+                    .because(format!("needs {}", denial.needed)),
+            );
+            return Ok(match (&app.login, principal) {
                 (Some(login), Some(p))
                     if p.method == AuthMethod::Session && accepts_html(request) =>
                 {
-                    login.forbidden_page(p, &denial.needed)
+                    Admit::Answer(login::with_cookies(
+                        login.forbidden_page(p, &denial.needed),
+                        &caller.set_cookies,
+                    ))
                 }
-                _ => ProxyError::Forbidden {
-                    needed: denial.needed,
-                    scope: denial.scope,
-                }
-                .into_response(),
-            };
-            return Ok(Admit::Answer(login::with_cookies(
-                answer,
-                &caller.set_cookies,
-            )));
+                _ => Admit::Refuse(
+                    ProxyError::Forbidden {
+                        needed: denial.needed,
+                        scope: denial.scope,
+                    },
+                    caller.set_cookies,
+                ),
+            });
         }
     }
 
@@ -292,41 +576,60 @@ async fn admit(
             .as_ref()
             .is_some_and(|a| a.pass_authorization);
     let principal = caller.authenticated.map(|a| a.principal);
-    let forward = forward(
-        app,
-        request,
-        canonical,
-        host,
-        upgrade,
-        principal.as_deref(),
-        caller.set_cookies,
-    );
+    if let Some(principal) = &principal {
+        vouch(app, conn, request, principal)?;
+    }
     if !pass_authorization {
         request.headers_mut().remove(header::AUTHORIZATION);
     }
-    forward.map(Admit::Forward)
+    // A session's access token, when the login settings send it (as `Authorization` too).
+    if let (Some(login), Some(token)) = (&app.login, &caller.access_token) {
+        login.pass_access_token(request.headers_mut(), token);
+    }
+    forward(
+        app,
+        request,
+        canonical,
+        (host, upgrade, te_trailers),
+        principal.as_deref(),
+        caller.set_cookies,
+    )
+    .map(Admit::Forward)
 }
 
-/// Authenticates as `mode` asks: bearer, session, or (for `any`) bearer when an
-/// `Authorization` header is present and the session otherwise.
-async fn authenticate(
+/// Authenticates as `mode` asks: bearer, session, client certificate, or (for `any`) bearer
+/// when an `Authorization` header is present, else the client certificate when there is one,
+/// else the session. A token and a certificate together: the token's identity wins.
+pub(crate) async fn authenticate(
     app: &App,
-    memo: &TokenMemo,
+    conn: &Connection,
     request: &Request<Incoming>,
     mode: AuthMode,
 ) -> Result<Caller, ProxyError> {
+    let has_token = request.headers().contains_key(header::AUTHORIZATION);
     let use_bearer = match mode {
         AuthMode::None => return Ok(Caller::default()),
         AuthMode::Bearer => true,
         AuthMode::Session => false,
-        AuthMode::Any => {
-            request.headers().contains_key(header::AUTHORIZATION) || app.login.is_none()
+        AuthMode::Mtls => return certificate(&conn.peer_cert),
+        AuthMode::Any if has_token => {
+            if let PeerCert::Verified(cert) = &conn.peer_cert {
+                tracing::info!(
+                    certificate = %cert.principal.subject,
+                    "both a bearer token and a client certificate: the token's identity wins"
+                );
+            }
+            true
         }
+        AuthMode::Any if !matches!(conn.peer_cert, PeerCert::None) => {
+            return certificate(&conn.peer_cert);
+        }
+        AuthMode::Any => app.login.is_none(),
     };
     if use_bearer {
         return Ok(Caller {
-            authenticated: bearer(app, memo, request).await?,
-            set_cookies: Vec::new(),
+            authenticated: bearer(app, &conn.memo, request).await?,
+            ..Caller::default()
         });
     }
     let Some(login) = &app.login else {
@@ -337,29 +640,80 @@ async fn authenticate(
         SessionState::Valid {
             principal,
             set_cookies,
+            access_token,
         } => Caller {
             authenticated: Some(Authenticated {
                 principal,
                 pass_authorization: false,
             }),
             set_cookies,
+            access_token,
         },
         SessionState::Ended { clear_cookies } => Caller {
-            authenticated: None,
             set_cookies: clear_cookies,
+            ..Caller::default()
         },
+        // Neither valid nor over: 503, the cookie stays, no login redirect.
+        SessionState::Unavailable => return Err(ProxyError::SessionStoreUnavailable),
     })
 }
 
-/// Should an unauthenticated request on `rule` be sent to the login page?
+/// Does the client take trailers (`te: trailers`, which gRPC requires)?
+fn asks_for_trailers(headers: &http::HeaderMap) -> bool {
+    headers.get_all(header::TE).iter().any(|te| {
+        te.as_bytes()
+            .split(|b| *b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"))
+    })
+}
+
+/// An HTTP/2 extended CONNECT (RFC 8441) turned into the `GET` upgrade it stands for; returns
+/// the protocol it asked for. Other requests are left alone.
+fn extended_connect(request: &mut Request<Incoming>) -> Option<HeaderValue> {
+    if request.method() != Method::CONNECT || request.version() != http::Version::HTTP_2 {
+        return None;
+    }
+    let protocol = request.extensions().get::<hyper::ext::Protocol>()?;
+    let protocol = HeaderValue::from_str(protocol.as_str()).ok()?;
+    *request.method_mut() = Method::GET;
+    Some(protocol)
+}
+
+/// What a 401 on a route of `mode` says is missing: a session-only route asks for no bearer
+/// token, since it would not take one.
+pub(crate) fn missing_credential(mode: AuthMode) -> Credential {
+    match mode {
+        AuthMode::Session => Credential::NoSession,
+        AuthMode::Bearer | AuthMode::Any | AuthMode::Mtls | AuthMode::None => Credential::Missing,
+    }
+}
+
+/// The caller as the connection's client certificate proves it.
+fn certificate(peer: &PeerCert) -> Result<Caller, ProxyError> {
+    match peer {
+        PeerCert::None => Ok(Caller::default()),
+        PeerCert::Verified(cert) => Ok(Caller {
+            authenticated: Some(Authenticated {
+                principal: cert.principal.clone(),
+                pass_authorization: false,
+            }),
+            ..Caller::default()
+        }),
+        PeerCert::Unusable(why) => Err(ProxyError::Unauthenticated(Credential::Certificate(*why))),
+    }
+}
+
+/// Should an unauthenticated request on `rule` be sent to the login page? Never a gRPC call:
+/// its client can follow no redirect.
 fn wants_login(rule: &Rule, request: &Request<Incoming>) -> bool {
+    if grpc::is_grpc(request.headers()) {
+        return false;
+    }
     let session_route = matches!(rule.auth, AuthMode::Session | AuthMode::Any);
     match rule.on_unauthenticated {
         OnUnauthenticated::Redirect => session_route,
         OnUnauthenticated::Deny => false,
-        OnUnauthenticated::Auto => {
-            session_route && login::is_navigation(request.method(), request.headers())
-        }
+        OnUnauthenticated::Auto => session_route && login::is_navigation(request.headers()),
     }
 }
 
@@ -382,45 +736,71 @@ fn original_target(canonical: &str, request: &Request<Incoming>) -> String {
 /// The built-in endpoints under the login prefix.
 async fn endpoint(
     app: &App,
-    memo: &TokenMemo,
+    conn: &Connection,
     login: &Login,
     name: &str,
-    request: &Request<Incoming>,
-    host: Option<&str>,
+    request: &mut Request<Incoming>,
+    origin: Option<&login::Origin>,
 ) -> Result<Admit, ProxyError> {
+    if name == "backchannel_logout" {
+        return backchannel_logout(login, request).await;
+    }
     let answered = login
         .flow_endpoint(
             name,
             request.method(),
             request.uri().query(),
             request.headers(),
-            host,
+            origin,
         )
         .await;
     if let Some(response) = answered {
         return Ok(Admit::Answer(response));
     }
-    let userinfo = match name {
-        "userinfo" => true,
-        "auth" => false,
-        _ => return Ok(Admit::Answer(ProxyError::NotFound.into_response())),
-    };
-    let caller = authenticate(app, memo, request, AuthMode::Any).await?;
+    if name != "userinfo" {
+        return Ok(Admit::Answer(ProxyError::NotFound.into_response()));
+    }
+    let caller = authenticate(app, conn, request, AuthMode::Any).await?;
     let response = match &caller.authenticated {
-        Some(a) if userinfo => login::userinfo(&a.principal),
-        Some(a) => match login::auth_answer(&a.principal, app.identity.rules()) {
-            Ok(response) => response,
-            Err(error) => {
-                tracing::info!(subject = ?a.principal.subject, %error, "forward-auth refused: the identity cannot be sent in X-Auth-Request-* headers");
-                ProxyError::Unauthenticated(Credential::Invalid(TokenError::Claims)).into_response()
-            }
-        },
+        Some(a) => login::userinfo(&a.principal),
         None => ProxyError::Unauthenticated(Credential::Missing).into_response(),
     };
     Ok(Admit::Answer(login::with_cookies(
         response,
         &caller.set_cookies,
     )))
+}
+
+/// `POST <prefix>/backchannel_logout` from the provider: a small form body, read here.
+async fn backchannel_logout(
+    login: &Login,
+    request: &mut Request<Incoming>,
+) -> Result<Admit, ProxyError> {
+    use http_body_util::BodyExt as _;
+    if request.method() != Method::POST {
+        return Err(ProxyError::MethodNotAllowed);
+    }
+    let form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';').next().is_some_and(|t| {
+                t.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+    if !form {
+        return Err(ProxyError::BadRequest(
+            "send the logout token as an application/x-www-form-urlencoded form",
+        ));
+    }
+    let body = http_body_util::Limited::new(request.body_mut(), login::BACKCHANNEL_MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| ProxyError::BadBody)?
+        .to_bytes();
+    Ok(Admit::Answer(login.backchannel_logout(&body).await))
 }
 
 /// The bearer token of the request, verified; `None` when there is none.
@@ -437,8 +817,36 @@ async fn bearer(
     match app.verifier.verify_on(token, memo).await {
         Ok(authenticated) => Ok(Some(authenticated)),
         Err(TokenError::KeysUnavailable) => Err(ProxyError::KeysUnavailable),
+        Err(TokenError::IntrospectionUnavailable) => Err(ProxyError::IntrospectionUnavailable),
         Err(why) => Err(ProxyError::Unauthenticated(Credential::Invalid(why))),
     }
+}
+
+/// What vouches for the identity beyond the plain headers: the verified client certificate
+/// (when the app asked for it) and the signed assertion (when enabled).
+fn vouch(
+    app: &App,
+    conn: &Connection,
+    request: &mut Request<Incoming>,
+    principal: &Principal,
+) -> Result<(), ProxyError> {
+    if let (Some(ClientAuth { forward: true, .. }), PeerCert::Verified(cert)) =
+        (&app.client_auth, &conn.peer_cert)
+    {
+        request
+            .headers_mut()
+            .insert(headers::X_FORWARDED_CLIENT_CERT, cert.xfcc.clone());
+    }
+    if let Some(assertions) = &app.assertions {
+        let signed = assertions.for_principal(principal).map_err(|error| {
+            tracing::error!(%error, "identity assertion not made; request refused");
+            ProxyError::Internal
+        })?;
+        request
+            .headers_mut()
+            .insert(assertions.header().clone(), signed);
+    }
+    Ok(())
 }
 
 /// Builds what goes upstream: the identity headers, our cookies removed, the canonical path.
@@ -446,8 +854,7 @@ fn forward(
     app: &App,
     request: &mut Request<Incoming>,
     canonical: String,
-    host: Option<HeaderValue>,
-    upgrade: Option<Upgrade>,
+    (host, upgrade, te_trailers): (Option<HeaderValue>, Option<Upgrade>, bool),
     principal: Option<&Principal>,
     set_cookies: Vec<HeaderValue>,
 ) -> Result<Forward, ProxyError> {
@@ -473,6 +880,7 @@ fn forward(
         path,
         host,
         upgrade,
+        te_trailers,
         set_cookies,
     })
 }

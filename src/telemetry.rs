@@ -15,6 +15,8 @@ use tracing_subscriber::filter::Targets;
 
 use crate::body::AccessRecord;
 
+mod process;
+
 pub const REQUESTS: &str = "gatehouse_requests_total";
 pub const REQUEST_DURATION: &str = "gatehouse_request_duration_seconds";
 pub const IN_FLIGHT: &str = "gatehouse_requests_in_flight";
@@ -27,12 +29,31 @@ pub const DECISIONS: &str = "gatehouse_decisions_total";
 pub const JWKS_FETCHES: &str = "gatehouse_jwks_fetches_total";
 pub const JWKS_UNKNOWN_KID: &str = "gatehouse_jwks_unknown_kid_total";
 pub const TOKEN_CACHE: &str = "gatehouse_token_cache_total";
+pub const REDIS_CALLS: &str = "gatehouse_redis_calls_total";
+pub const REDIS_DURATION: &str = "gatehouse_redis_call_duration_seconds";
+pub const SESSION_REFRESHES: &str = "gatehouse_session_refreshes_total";
+pub const BACKCHANNEL_LOGOUTS: &str = "gatehouse_backchannel_logouts_total";
+pub const INTROSPECTIONS: &str = "gatehouse_introspections_total";
+pub const INTROSPECTION_CACHE: &str = "gatehouse_introspection_cache_total";
+pub const ASSERTIONS: &str = "gatehouse_assertions_total";
+pub const OTLP_SPANS: &str = "gatehouse_otlp_spans_total";
+pub const BUILD_INFO: &str = "gatehouse_build_info";
+pub const UPSTREAM_DURATION: &str = "gatehouse_upstream_duration_seconds";
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
     Text,
+}
+
+/// `log.audit`: which decisions get an audit line (see `audit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuditMode {
+    All,
+    #[default]
+    Denied,
+    Off,
 }
 
 /// Installs the global log subscriber. `RUST_LOG`, when set, wins over `level`; both take a
@@ -81,12 +102,17 @@ pub fn metrics() -> &'static PrometheusHandle {
         ];
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(REDIS_DURATION.into()), &BUCKETS))
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(UPSTREAM_DURATION.into()), &BUCKETS)
+            })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         // Fails only if another recorder was installed first; then ours stays unused, which
         // shows up as an empty /metrics rather than a crash.
         let _ = metrics::set_global_recorder(recorder);
+        metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         handle
     })
 }
@@ -113,7 +139,27 @@ pub fn render_metrics() -> String {
     }
     let handle = metrics();
     handle.run_upkeep();
-    handle.render()
+    let mut text = handle.render();
+    text.push_str(&process::render());
+    text
+}
+
+/// One Redis call of the session store: `command` (GET, SET, ...), `result` ok, error or
+/// timeout.
+pub fn redis_call(command: &'static str, result: &'static str, took: Duration) {
+    metrics::counter!(REDIS_CALLS, "command" => command, "result" => result).increment(1);
+    metrics::histogram!(REDIS_DURATION, "command" => command).record(took.as_secs_f64());
+}
+
+/// One session refresh at the provider: `result` ok, ended (the provider refused the refresh
+/// token) or later (the provider could not be reached; the session is kept).
+pub fn session_refresh(result: &'static str) {
+    metrics::counter!(SESSION_REFRESHES, "result" => result).increment(1);
+}
+
+/// One back-channel logout request: `result` ok or refused.
+pub fn backchannel_logout(result: &'static str) {
+    metrics::counter!(BACKCHANNEL_LOGOUTS, "result" => result).increment(1);
 }
 
 static CERT_EXPIRIES: Mutex<Vec<(String, i64)>> = Mutex::new(Vec::new());
@@ -139,6 +185,10 @@ struct Handles {
     /// By status class, in the order of [`status_class`].
     requests: [metrics::Counter; 6],
     token_cache: [metrics::Counter; 2],
+    /// By the upstream's status class, in the order of [`status_class`].
+    upstream: [metrics::Histogram; 6],
+    /// Upstream calls that got no answer (class `error`).
+    upstream_failed: metrics::Histogram,
 }
 
 fn handles() -> &'static Handles {
@@ -155,6 +205,8 @@ fn handles() -> &'static Handles {
                 metrics::counter!(TOKEN_CACHE, "result" => "hit"),
                 metrics::counter!(TOKEN_CACHE, "result" => "miss"),
             ],
+            upstream: CLASSES.map(|c| metrics::histogram!(UPSTREAM_DURATION, "class" => c)),
+            upstream_failed: metrics::histogram!(UPSTREAM_DURATION, "class" => "error"),
         }
     })
 }
@@ -182,7 +234,18 @@ pub fn request_finished(record: &AccessRecord) {
         duration_ms = millis(elapsed),
         upstream_ms = record.upstream_time.map(millis),
         request_id = record.request_id.to_str().unwrap_or("-"),
+        user = record.decision.as_ref().and_then(|d| d.subject()),
+        route = record.decision.as_ref().map(|d| d.route.as_str()),
+        trace_id = record.trace_id.as_deref(),
     );
+    if let Some(cx) = &record.trace {
+        crate::otel::finish_request(
+            cx,
+            &record.method,
+            record.status,
+            record.decision.as_ref().map(|d| d.route.as_str()),
+        );
+    }
 }
 
 fn millis(d: Duration) -> f64 {
@@ -198,6 +261,17 @@ fn status_class(status: u16) -> usize {
         400..=499 => 3,
         500..=599 => 4,
         _ => 5,
+    }
+}
+
+/// The time the upstream took to answer (to its response head), by its status class;
+/// `None` when it gave no answer (class `error`; the kind is in
+/// `gatehouse_upstream_errors_total`).
+pub fn upstream_answered(status: Option<u16>, took: Duration) {
+    let handles = handles();
+    match status {
+        Some(status) => handles.upstream[status_class(status)].record(took.as_secs_f64()),
+        None => handles.upstream_failed.record(took.as_secs_f64()),
     }
 }
 
@@ -228,6 +302,16 @@ pub enum Outcome {
     Allow = 0,
     Unauthenticated = 1,
     Forbidden = 2,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+        }
+    }
 }
 
 /// Counts a decision. Rule names are few and long-lived: their counters are resolved once and
@@ -265,6 +349,34 @@ pub fn jwks_unknown_kid(issuer: &str) {
     metrics::counter!(JWKS_UNKNOWN_KID, "issuer" => issuer.to_owned()).increment(1);
 }
 
+/// One identity assertion sent: reused from the cache, or newly signed.
+pub fn assertion_signed(cached: bool) {
+    let result = if cached { "cached" } else { "signed" };
+    metrics::counter!(ASSERTIONS, "result" => result).increment(1);
+}
+
+/// The counter of spans by what became of them: `exported`, `failed` (the collector did not
+/// take them) or `dropped` (the queue was full).
+pub fn otlp_spans(result: &'static str) -> metrics::Counter {
+    metrics();
+    metrics::counter!(OTLP_SPANS, "result" => result)
+}
+
 pub fn token_cache(hit: bool) {
     handles().token_cache[usize::from(!hit)].increment(1);
+}
+
+/// Counts one call to an issuer's introspection endpoint by its result: `active`,
+/// `inactive`, `refused` (active but not for us), `error` (no answer) or `malformed`.
+pub fn introspection(issuer: &str, result: &'static str) {
+    metrics::counter!(INTROSPECTIONS, "issuer" => issuer.to_owned(), "result" => result)
+        .increment(1);
+}
+
+/// The hit and miss counters of an issuer's introspection cache, resolved once.
+pub fn introspection_cache_counters(issuer: &str) -> [metrics::Counter; 2] {
+    // The recorder must exist before handles are taken, or they would be no-ops forever.
+    metrics();
+    let counter = |result: &'static str| metrics::counter!(INTROSPECTION_CACHE, "issuer" => issuer.to_owned(), "result" => result);
+    [counter("hit"), counter("miss")]
 }

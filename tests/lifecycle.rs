@@ -257,7 +257,11 @@ async fn demo_serves_the_echo_app_over_https_and_exits_on_sigterm() {
         .parse()
         .unwrap();
     assert_ne!(port, 0, "{lines:#?}");
-    assert_eq!(admin_get(admin, "/readyz").await.0, 200);
+    // The banner comes once the listeners are bound; the keys may still be loading.
+    eventually("the demo is ready", WAIT, || async move {
+        admin_get(admin, "/readyz").await.0 == 200
+    })
+    .await;
     demo.https = Some(SocketAddr::from(([127, 0, 0, 1], port)));
     demo.admin = admin;
 

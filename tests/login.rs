@@ -8,16 +8,29 @@
 //! - `session`: tampering, expiry, secret rotation, chunked cookies, refresh, fixation.
 //! - `identity`: ID tokens and sessions whose identity the app could read two ways.
 //! - `endpoints`: open redirects, sign-out, `userinfo` and `auth`, the HTML 403.
+//! - `compat`: `compat.oauth2_proxy`'s `/ping`, `/ready` and header names.
+//! - `forward_auth`: `/oauth2/auth` behind real nginx and Caddy.
+//! - `redis_store`: sessions in a real Redis shared by two replicas.
+//! - `polish`: `rd=` origins and ports, the signed-out page, sign-out before discovery, form
+//!   POSTs without a session, session-only 401s.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+#[path = "login/compat.rs"]
+mod compat;
 #[path = "login/endpoints.rs"]
 mod endpoints;
 #[path = "login/flow.rs"]
 mod flow;
+#[path = "login/forward_auth.rs"]
+mod forward_auth;
 #[path = "login/identity.rs"]
 mod identity;
+#[path = "login/polish.rs"]
+mod polish;
+#[path = "login/redis_store.rs"]
+mod redis_store;
 #[path = "login/session.rs"]
 mod session;
 
@@ -64,6 +77,12 @@ routes:
   - name: api
     path: /api/**
     auth: any
+  - name: claims
+    path: /claims/**
+    auth: session
+    require:
+      claims:
+        org: { one_of: [acme] }
   - name: forced
     path: /forced/**
     auth: session
@@ -91,6 +110,8 @@ struct Options {
     bearer_audience: Option<&'static str>,
     /// More top-level YAML, e.g. an `identity:` block.
     extra: &'static str,
+    /// Also a plaintext listener (`listen.http`), for a proxy in front.
+    plain_http: bool,
 }
 
 impl Default for Options {
@@ -104,6 +125,7 @@ impl Default for Options {
             discovery_down: false,
             bearer_audience: None,
             extra: "",
+            plain_http: false,
         }
     }
 }
@@ -233,9 +255,17 @@ impl Fixture {
 fn config(pki: &Pki, app: &Upstream, idp: &OidcIdp, options: &Options, secrets: &[&str]) -> String {
     let dir = pki.dir.path();
     let mut text = format!(
-        "login:\n  issuer: {}\n  client_id: {CLIENT_ID}\n  redirect_url: {REDIRECT_URL}\n  allowed_redirect_hosts: [.example.com]\n",
+        "login:\n  issuer: {}\n  client_id: {CLIENT_ID}\n  redirect_url: {REDIRECT_URL}\n",
         idp.issuer()
     );
+    // `.example.com` unless the options name the hosts themselves.
+    if !options
+        .login
+        .iter()
+        .any(|l| l.starts_with("allowed_redirect_hosts:"))
+    {
+        text += "  allowed_redirect_hosts: [.example.com]\n";
+    }
     if !options.public_client {
         text += &format!(
             "  client_secret: {{ file: {} }}\n",
@@ -262,7 +292,15 @@ fn config(pki: &Pki, app: &Upstream, idp: &OidcIdp, options: &Options, secrets: 
         );
     }
     text += options.extra;
-    config_text(pki, &app.url(), &text)
+    let text = config_text(pki, &app.url(), &text);
+    match options.plain_http {
+        true => text.replacen(
+            "  https: 127.0.0.1:0\n",
+            "  https: 127.0.0.1:0\n  http: 127.0.0.1:0\n",
+            1,
+        ),
+        false => text,
+    }
 }
 
 /// The session cookie's sealed value: the cookie itself or its chunks joined.
@@ -351,6 +389,16 @@ fn assert_login_redirect(response: &Response<Bytes>, original: &str, what: &str)
         Some(start_url(original).as_str()),
         "{what}"
     );
+}
+
+/// Asks `/oauth2/auth` about `original`, as a proxy in front would (the test's connections
+/// come from 127.0.0.1: the fixture must trust it, `trusted_proxies: [127.0.0.1/32]`).
+async fn ask_forward_auth(browser: &mut Browser, original: &str) -> Response<Bytes> {
+    let mut headers = FETCH.to_vec();
+    headers.push(("x-forwarded-uri", original));
+    browser
+        .send(browser.request("/oauth2/auth", &headers))
+        .await
 }
 
 fn now() -> u64 {

@@ -279,3 +279,151 @@ fn policy_check_and_explain_work_offline() {
     let tricky = explain(&["--path", "/public/..%2fadmin"]);
     assert!(tricky.contains("400 Bad Request"), "{tricky}");
 }
+
+#[test]
+fn explain_says_where_an_opaque_token_would_be_introspected() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), "introspection-secret").unwrap();
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "version: 1
+listen:
+  http: 127.0.0.1:8080
+upstream:
+  url: http://127.0.0.1:3000
+policies: {policies}
+issuers:
+  - issuer: https://a.example
+    audiences: [api]
+    introspection:
+      url: https://a.example/introspect
+      client_id: gatehouse
+      client_secret: {{ file: secret }}
+  - issuer: https://b.example
+    audiences: [api]
+    introspection:
+      client_id: gatehouse
+      client_secret: {{ file: secret }}
+  - issuer: https://jwt.example
+    audiences: [api]
+",
+            policies = policies.display()
+        ),
+    );
+    let explain = |args: &[&str]| {
+        let mut all = vec![
+            "policy", "explain", "--dir", "policies", "--path", "/admin/x",
+        ];
+        all.extend_from_slice(args);
+        let out = cli(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let config = config.to_str().unwrap();
+    let opaque = explain(&["--token", "G4gUKgKf4bDUUEmbWkvheGAKup", "--config", config]);
+    assert!(
+        opaque.contains(
+            "would introspect it at https://a.example/introspect (issuer https://a.example); \
+             and at the introspection_endpoint of https://b.example/.well-known/openid-configuration (issuer https://b.example)"
+        ),
+        "{opaque}"
+    );
+    assert!(
+        opaque.contains("depends on the introspection answer"),
+        "{opaque}"
+    );
+    let offline = explain(&["--token", "G4gUKgKf4bDUUEmbWkvheGAKup"]);
+    assert!(offline.contains("pass --config to see which"), "{offline}");
+
+    let jwt = |iss: &str| {
+        use base64::Engine as _;
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        format!(
+            "{}.{}.c2ln",
+            b64(serde_json::json!({"alg": "ES256"})),
+            b64(serde_json::json!({"iss": iss, "sub": "carol", "roles": ["admin"]}))
+        )
+    };
+    // A JWT of a configured issuer is read as such; one of another issuer is introspected.
+    let known = explain(&["--token", &jwt("https://jwt.example"), "--config", config]);
+    assert!(known.contains("caller    carol"), "{known}");
+    let foreign = explain(&[
+        "--token",
+        &jwt("https://elsewhere.example"),
+        "--config",
+        config,
+    ]);
+    assert!(foreign.contains("would introspect it at"), "{foreign}");
+}
+
+#[tokio::test]
+async fn forward_auth_in_a_bearer_only_config_applies_the_policy_when_asked_for() {
+    let pki = pki();
+    std::fs::write(pki.policies().join("open.yaml"), POLICY).unwrap();
+    let issuer = DevIssuer::ensure(&pki.dir.path().join("issuer")).unwrap();
+    let app = ok_upstream().await;
+    let extra = format!(
+        "{}forward_auth: true\ntrusted_proxies: [127.0.0.1/32]\n",
+        issuer.config_yaml()
+    );
+    let gh = start(&config_text(&pki, &app.url(), &extra)).await;
+    eventually("ready", Duration::from_secs(10), || async {
+        admin_get(gh.admin_addr, "/readyz").await.0 == 200
+    })
+    .await;
+    let client = Client::new(gh.https_addr.unwrap(), &pki.paths.ca_cert);
+    let admin = format!("Bearer {}", token(&issuer, "root", &["admin"]));
+    let dev = format!("Bearer {}", token(&issuer, "dev", &["dev"]));
+    let ask = |uri: &'static str, credential: Option<&str>, query: &str| {
+        let mut headers = vec![("x-forwarded-uri", uri), ("x-forwarded-method", "GET")];
+        if let Some(c) = credential {
+            headers.push(("authorization", c));
+        }
+        request(&format!("/oauth2/auth{query}"), &headers)
+    };
+    let response = client.h1(ask("/admin/x", Some(&admin), "")).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(response.headers()["x-auth-request-user"], "root");
+    assert_eq!(response.headers()["x-user-id"], "root");
+    assert_eq!(response.headers()["x-user-roles"], "admin");
+    let response = client.h1(ask("/admin/x", Some(&dev), "")).await;
+    assert_eq!(response.status(), 403);
+    let response = client.h1(ask("/admin/x", None, "")).await;
+    assert_eq!(response.status(), 401);
+    assert!(response.headers().contains_key("www-authenticate"));
+    // oauth2-proxy's query parameters narrow the route's requirements.
+    let response = client
+        .h1(ask("/admin/x", Some(&admin), "?allowed_groups=ops,billing"))
+        .await;
+    assert_eq!(response.status(), 403);
+    let response = client
+        .h1(ask("/admin/x", Some(&admin), "?allowed_groups=ops,admin"))
+        .await;
+    assert_eq!(response.status(), 202);
+    // A public route needs nothing, unless a parameter asks for someone.
+    let response = client.h1(ask("/public/x", None, "")).await;
+    assert_eq!(response.status(), 202);
+    assert!(!response.headers().contains_key("x-auth-request-user"));
+    let response = client
+        .h1(ask("/public/x", None, "?allowed_groups=admin"))
+        .await;
+    assert_eq!(response.status(), 401);
+    // No route: the policy's default (deny).
+    let response = client.h1(ask("/elsewhere", Some(&admin), "")).await;
+    assert_eq!(response.status(), 403);
+    assert!(app.seen().is_empty(), "forward-auth never goes upstream");
+}
+
+#[tokio::test]
+async fn without_forward_auth_a_bearer_only_config_serves_no_auth_endpoint() {
+    let (pki, _issuer, app, gh) = setup(OPEN_POLICY).await;
+    let client = Client::new(gh.https_addr.unwrap(), &pki.paths.ca_cert);
+    let response = client.h1(request("/oauth2/auth", &[])).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.seen().len(), 1, "the path is the app's");
+}

@@ -148,3 +148,97 @@ async fn upgrade_without_connection_upgrade_is_not_forwarded() {
     assert_eq!(seen.header("upgrade"), None);
     assert_eq!(seen.header("connection"), None);
 }
+
+/// Opens an RFC 8441 WebSocket (extended CONNECT) to `path` over a fresh HTTP/2 connection
+/// with the `h2` crate, and returns the response head and the stream's two halves.
+async fn h2_websocket(
+    addr: std::net::SocketAddr,
+    ca: &std::path::Path,
+    path: &str,
+) -> (
+    http::response::Parts,
+    h2::SendStream<bytes::Bytes>,
+    h2::RecvStream,
+) {
+    let tls = tls_connect(addr, "localhost", client_config(ca, &[b"h2"]))
+        .await
+        .unwrap();
+    let (client, connection) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    // The server's SETTINGS (with ENABLE_CONNECT_PROTOCOL) arrive right after the handshake.
+    eventually("the server allows extended CONNECT", STEP, || {
+        let enabled = client.is_extended_connect_protocol_enabled();
+        async move { enabled }
+    })
+    .await;
+    let request = Request::connect(format!("https://localhost{path}"))
+        .extension(h2::ext::Protocol::from("websocket"))
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap();
+    let (response, send) = client.send_request(request, false).unwrap();
+    let response = tokio::time::timeout(STEP, response).await.unwrap().unwrap();
+    let (parts, recv) = response.into_parts();
+    (parts, send, recv)
+}
+
+#[tokio::test]
+async fn websocket_over_http2_reaches_an_http1_app_as_an_upgrade() {
+    let pki = pki();
+    let (url, report) = ws_echo_upstream().await;
+    let gh = start(&config_text(&pki, &url, "")).await;
+    let (head, mut send, mut recv) =
+        h2_websocket(gh.https_addr.unwrap(), &pki.paths.ca_cert, "/chat").await;
+    assert_eq!(head.status, 200);
+    assert!(!head.headers.contains_key("sec-websocket-accept"));
+    let seen = tokio::time::timeout(STEP, report.headers)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen["upgrade"], "websocket");
+    assert_eq!(seen["connection"], "upgrade");
+    assert_eq!(seen["sec-websocket-version"], "13");
+    assert!(seen.contains_key("sec-websocket-key"));
+
+    // A masked text frame, as a client sends it (RFC 6455 §5.2); the echo comes back unmasked.
+    let text = b"hello over h2";
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    let mut frame = vec![0x81, 0x80 | u8::try_from(text.len()).unwrap()];
+    frame.extend_from_slice(&mask);
+    frame.extend(text.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    send.send_data(frame.into(), false).unwrap();
+    let mut echoed = Vec::new();
+    while echoed.len() < 2 + text.len() {
+        let data = tokio::time::timeout(STEP, recv.data())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        recv.flow_control().release_capacity(data.len()).unwrap();
+        echoed.extend_from_slice(&data);
+    }
+    assert_eq!(echoed[..2], [0x81, u8::try_from(text.len()).unwrap()]);
+    assert_eq!(&echoed[2..], text);
+}
+
+#[tokio::test]
+async fn websocket_over_http2_follows_the_policy_and_the_allow_list() {
+    let pki = pki();
+    std::fs::write(
+        pki.policies().join("open.yaml"),
+        "version: 1\nroutes:\n  - name: chat\n    path: /chat\n    auth: none\n",
+    )
+    .unwrap();
+    let app = ok_upstream().await;
+    let gh = start(&config_text(&pki, &app.url(), "")).await;
+    let (head, _, _) = h2_websocket(gh.https_addr.unwrap(), &pki.paths.ca_cert, "/secret").await;
+    assert_eq!(head.status, 403);
+
+    let other = common::pki();
+    let upstream = format!("{}\n  upgrades: []", app.url());
+    let gh = start(&config_text(&other, &upstream, "")).await;
+    let (head, _, _) = h2_websocket(gh.https_addr.unwrap(), &other.paths.ca_cert, "/chat").await;
+    assert_eq!(head.status, 405);
+    assert!(app.seen().is_empty());
+}

@@ -74,6 +74,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
             unknown_kid_interval: Duration::from_secs(3600),
             ..JwksSettings::default()
         },
+        introspection: None,
     };
     let tokens = TokenSettings {
         max_bytes: 8192,

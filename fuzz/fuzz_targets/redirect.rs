@@ -1,31 +1,37 @@
 //! The `rd=` check (`gatehouse::login::RedirectPolicy::check`): whatever it accepts is
 //! either a path on this site (one `/`, not followed by `/` or `\`) or an `https://` URL on
-//! an allow-listed host (exactly, or under a `.domain` entry) or on the request's own host.
+//! an allow-listed host and port (exactly, or under a `.domain` entry; 443 unless the entry
+//! names a port) or on the request's own origin (host and port).
 //! The check is compared with an independent parse by the `url` crate, resolving `rd`
 //! against the login page the way a browser would: the result must be https on an allowed
-//! host. Accepted URLs that a browser cannot parse at all are findings too, except for
-//! invalid IDNA labels (see below).
+//! host and port. Accepted URLs that a browser cannot parse at all are findings too, except
+//! for invalid IDNA labels (see below).
 //!
 //! Input: the first byte says whether the request named its own host; the rest is `rd`.
 #![no_main]
 
 use std::sync::LazyLock;
 
-use gatehouse::login::RedirectPolicy;
+use gatehouse::login::{Origin, RedirectPolicy};
 use libfuzzer_sys::fuzz_target;
 use url::Url;
 
 const OWN: &str = "self.example.net";
+const OWN_PORT: u16 = 8443;
 
 static POLICY: LazyLock<RedirectPolicy> =
-    LazyLock::new(|| RedirectPolicy::new(&["app.example.com".into(), ".example.org".into()]));
+    LazyLock::new(|| RedirectPolicy::new(&["app.example.com".into(), ".example.org:9443".into()]));
 
-fn allowed(host: &str, own: bool) -> bool {
-    host == "app.example.com"
-        || host
+fn allowed(url: &Url, own: bool) -> bool {
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return false;
+    };
+    (host == "app.example.com" && port == 443)
+        || (host
             .strip_suffix(".example.org")
             .is_some_and(|sub| !sub.is_empty())
-        || (own && host == OWN)
+            && port == 9443)
+        || (own && host == OWN && port == OWN_PORT)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -36,8 +42,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let own = mode & 1 == 1;
-    let own_host = own.then(|| format!("{OWN}:8443"));
-    let Some(target) = POLICY.check(rd, own_host.as_deref()) else {
+    let origin = own.then(|| Origin::new("https", &format!("{OWN}:{OWN_PORT}")));
+    let Some(target) = POLICY.check(rd, origin.flatten().as_ref()) else {
         return;
     };
     assert_eq!(target, rd);
@@ -51,21 +57,17 @@ fuzz_target!(|data: &[u8]| {
             // implement IDNA), but no browser navigates to it, so it can send nobody away.
             return;
         }
-        let host = parsed
-            .as_ref()
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned));
         assert!(
-            host.as_deref().is_some_and(|h| allowed(h, own)),
+            parsed.as_ref().is_ok_and(|u| allowed(u, own)),
             "accepted {rd:?}, but it parses to {parsed:?}"
         );
     }
     // As a browser on the login page resolves it.
-    let base = Url::parse(&format!("https://{OWN}:8443/oauth2/start")).ok();
+    let base = Url::parse(&format!("https://{OWN}:{OWN_PORT}/oauth2/start")).ok();
     let resolved = base.and_then(|b| b.join(rd).ok());
     let ok = resolved
         .as_ref()
-        .is_some_and(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| allowed(h, true)));
+        .is_some_and(|u| u.scheme() == "https" && allowed(u, true));
     assert!(ok, "accepted {rd:?}, a browser goes to {resolved:?}");
     if rd.starts_with('/') {
         assert_eq!(

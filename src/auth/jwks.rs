@@ -283,7 +283,12 @@ impl Jwks {
             return;
         }
         *last_attempt = Some(Instant::now());
-        self.fetch_and_store().await;
+        let span = crate::otel::Child::current("jwks fetch");
+        if !self.fetch_and_store().await
+            && let Some(span) = &span
+        {
+            span.fail("the key set could not be fetched");
+        }
     }
 
     async fn fetch_and_store(&self) -> bool {

@@ -23,6 +23,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
+use super::introspect::{Introspected, Introspector};
 use super::jwks::{Jwks, KeyError};
 use super::{AuthMethod, Principal};
 use crate::config::{IssuerSettings, TokenSettings};
@@ -59,6 +60,17 @@ pub enum TokenError {
     /// The issuer's keys could not be loaded: a 503, not the caller's fault.
     #[error("the issuer's keys are unavailable")]
     KeysUnavailable,
+    /// The issuer's introspection endpoint says the (opaque) token is not active.
+    #[error("the token is not active")]
+    Inactive,
+    /// Introspection says the token is not a bearer access token (a refresh token, or one
+    /// bound to a key).
+    #[error("the token is not a bearer access token")]
+    TokenType,
+    /// No introspection endpoint could be asked about the token, or none answered usably:
+    /// a 503, not the caller's fault.
+    #[error("the token issuer cannot be asked about the token")]
+    IntrospectionUnavailable,
 }
 
 struct Issuer {
@@ -72,6 +84,16 @@ struct Verified {
     principal: Arc<Principal>,
     exp: u64,
     pass_authorization: bool,
+}
+
+impl From<Introspected> for Verified {
+    fn from(introspected: Introspected) -> Self {
+        Self {
+            principal: introspected.principal,
+            exp: introspected.until,
+            pass_authorization: introspected.pass_authorization,
+        }
+    }
 }
 
 impl Verified {
@@ -99,6 +121,8 @@ pub struct Verifier {
     issuers: HashMap<String, Issuer>,
     max_bytes: usize,
     cache: Option<moka::sync::Cache<[u8; 32], Verified>>,
+    /// Opaque tokens, for the issuers that have `introspection`.
+    introspector: Introspector,
     rules: IdentityRules,
     clock: fn() -> u64,
 }
@@ -134,8 +158,8 @@ impl moka::Expiry<[u8; 32], Verified> for UntilExpiry {
 }
 
 impl Verifier {
-    /// A verifier for `issuers`, fetching keys with `client`, whose principals must pass
-    /// `rules`. Key sets start empty: run [`Verifier::key_sets`] in the background to load
+    /// A verifier for `issuers`, fetching keys (and introspecting opaque tokens) with
+    /// `client`, whose principals must pass `rules`. Key sets start empty: run [`Verifier::key_sets`] in the background to load
     /// and refresh them.
     pub fn new(
         issuers: &[IssuerSettings],
@@ -143,7 +167,7 @@ impl Verifier {
         rules: IdentityRules,
         client: reqwest::Client,
     ) -> Self {
-        let issuers = issuers
+        let by_issuer = issuers
             .iter()
             .map(|s| {
                 let issuer = Issuer {
@@ -159,10 +183,12 @@ impl Verifier {
                 .expire_after(UntilExpiry)
                 .build()
         });
+        let introspector = Introspector::new(issuers, rules, client, tokens.cache_size);
         Self {
-            issuers,
+            issuers: by_issuer,
             max_bytes: tokens.max_bytes,
             cache,
+            introspector,
             rules,
             clock: system_clock,
         }
@@ -216,31 +242,57 @@ impl Verifier {
         if token.len() > self.max_bytes {
             return Err(TokenError::TooLarge);
         }
-        let digest = self.cache.as_ref().map(|_| hash(token));
-        if let (Some(cache), Some(digest)) = (&self.cache, &digest) {
-            if let Some(hit) = cache.get(digest).filter(|v| v.exp > now) {
-                telemetry::token_cache(true);
-                return Ok(hit);
+        let digest = (self.cache.is_some() || self.introspector.enabled()).then(|| hash(token));
+        if let (Some(cache), Some(digest)) = (&self.cache, &digest)
+            && let Some(hit) = cache.get(digest).filter(|v| v.exp > now)
+        {
+            telemetry::token_cache(true);
+            return Ok(hit);
+        }
+        // A JWS of a configured issuer is verified as such, and refused if it fails; any other
+        // token is introspected when an issuer says how, and refused otherwise.
+        let issuer = match self.jwt_issuer(token) {
+            Ok(issuer) => issuer,
+            Err(why) => {
+                return match &digest {
+                    Some(digest) if self.introspector.enabled() => self
+                        .introspector
+                        .introspect(token, digest, now)
+                        .await
+                        .map(Verified::from),
+                    _ => Err(why),
+                };
             }
+        };
+        if self.cache.is_some() {
             telemetry::token_cache(false);
         }
-        let verified = self.verify_uncached(token, now).await?;
+        let verified = self.verify_uncached(token, issuer, now).await?;
         if let (Some(cache), Some(digest)) = (&self.cache, digest) {
             cache.insert(digest, verified.clone());
         }
         Ok(verified)
     }
 
-    async fn verify_uncached(&self, token: &str, now: u64) -> Result<Verified, TokenError> {
-        // The issuer is chosen by the (unverified) `iss`; `verify_signed` then holds the token
-        // to exactly that issuer's keys and expectations.
+    /// The issuer a token claims, when it is a JWS whose (unverified) `iss` is configured.
+    fn jwt_issuer(&self, token: &str) -> Result<&Issuer, TokenError> {
         let payload = token.split('.').nth(1).ok_or(TokenError::Malformed)?;
         let payload = decode_object(payload)?;
         let iss = payload
             .get("iss")
             .and_then(Value::as_str)
             .ok_or(TokenError::Issuer)?;
-        let issuer = self.issuers.get(iss).ok_or(TokenError::Issuer)?;
+        self.issuers.get(iss).ok_or(TokenError::Issuer)
+    }
+
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        issuer: &Issuer,
+        now: u64,
+    ) -> Result<Verified, TokenError> {
+        // The issuer was chosen by the (unverified) `iss`; `verify_signed` now holds the token
+        // to exactly that issuer's keys and expectations.
         let settings = &issuer.settings;
         let expect = Expectations {
             issuer: &settings.issuer,
@@ -357,18 +409,22 @@ pub async fn verify_signed(
     if numeric(&payload, "iat")?.is_some_and(|iat| iat > now.saturating_add(leeway)) {
         return Err(TokenError::NotYetValid);
     }
-    let audience_ok = match payload.get("aud") {
-        Some(Value::String(aud)) => expect.audiences.contains(aud),
-        Some(Value::Array(auds)) => auds.iter().any(|a| {
-            a.as_str()
-                .is_some_and(|a| expect.audiences.iter().any(|x| x == a))
-        }),
-        _ => false,
-    };
-    if !audience_ok {
+    if !audience_accepted(payload.get("aud"), expect.audiences) {
         return Err(TokenError::Audience);
     }
     Ok((payload, exp))
+}
+
+/// Does an `aud` claim (a string or an array of strings) name one of `audiences`? Absent or
+/// of another type, it does not.
+pub(crate) fn audience_accepted(aud: Option<&Value>, audiences: &[String]) -> bool {
+    match aud {
+        Some(Value::String(aud)) => audiences.contains(aud),
+        Some(Value::Array(auds)) => auds
+            .iter()
+            .any(|a| a.as_str().is_some_and(|a| audiences.iter().any(|x| x == a))),
+        _ => false,
+    }
 }
 
 /// A base64url JSON object of a token: the header or the claims. A member name given twice,
@@ -388,6 +444,13 @@ fn decode_object(part: &str) -> Result<Map<String, Value>, TokenError> {
 }
 
 /// A NumericDate claim: absent is `None`, anything but a non-negative number is malformed.
+pub(crate) fn numeric_date(
+    payload: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<u64>, TokenError> {
+    numeric(payload, name)
+}
+
 fn numeric(payload: &Map<String, Value>, name: &str) -> Result<Option<u64>, TokenError> {
     match payload.get(name) {
         None => Ok(None),

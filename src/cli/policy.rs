@@ -10,11 +10,14 @@ use http::Method;
 use serde_json::Value;
 
 use super::config_failure;
-use crate::auth::{AuthMethod, ClaimMapping, unique};
-use crate::config::{self, ConfigErrors, IdentitySettings, Overrides};
+use crate::auth::cert::CertRules;
+use crate::auth::{AuthMethod, ClaimMapping, Principal, unique};
+use crate::config::{self, ConfigErrors, IdentitySettings, IntrospectionEndpoint, Overrides};
 use crate::identity::IdentityRules;
 use crate::path;
 use crate::policy::{self, AuthMode, Decision, DefaultAction, Route};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -31,9 +34,14 @@ pub enum PolicyCommand {
         path: String,
         #[arg(long)]
         host: Option<String>,
-        /// A JWT whose claims to use. Its signature is NOT checked: explain works offline.
-        #[arg(long, conflicts_with = "claims")]
+        /// A bearer token. A JWT's claims are used, its signature NOT checked (explain works
+        /// offline); for an opaque token, explain says where a request would introspect it.
+        #[arg(long, conflicts_with_all = ["claims", "cert"])]
         token: Option<String>,
+        /// A client certificate (PEM, leaf first) to use as the caller, its subject and roles
+        /// taken as `tls.client_auth` says (with `--config`). Its chain is NOT checked.
+        #[arg(long, conflicts_with = "claims")]
+        cert: Option<PathBuf>,
         /// Claims as JSON, e.g. '{"sub":"alice","roles":["admin"]}'.
         #[arg(long)]
         claims: Option<String>,
@@ -67,16 +75,22 @@ pub fn run(command: PolicyCommand) -> ExitCode {
             path,
             host,
             token,
+            cert,
             claims,
             dir,
             config,
         } => {
+            let caller = match (&token, &cert, &claims) {
+                (Some(token), _, _) => Caller::Token(token),
+                (None, Some(cert), _) => Caller::Cert(cert),
+                (None, None, Some(claims)) => Caller::Claims(claims),
+                (None, None, None) => Caller::Anonymous,
+            };
             match explain(
                 &method,
                 &path,
                 host.as_deref(),
-                token.as_deref(),
-                claims.as_deref(),
+                caller,
                 &dir,
                 config.as_deref(),
             ) {
@@ -93,12 +107,20 @@ pub fn run(command: PolicyCommand) -> ExitCode {
     }
 }
 
+/// Who `explain` pretends the caller is.
+#[derive(Debug, Clone, Copy)]
+enum Caller<'a> {
+    Anonymous,
+    Token(&'a str),
+    Claims(&'a str),
+    Cert(&'a Path),
+}
+
 fn explain(
     method: &str,
     raw_path: &str,
     host: Option<&str>,
-    token: Option<&str>,
-    claims: Option<&str>,
+    caller: Caller<'_>,
     dir: &Path,
     config_file: Option<&Path>,
 ) -> Result<String, String> {
@@ -121,9 +143,25 @@ fn explain(
         host.map(|h| format!(" (host {h})")).unwrap_or_default()
     ));
 
+    if let Caller::Cert(file) = caller {
+        return explain_cert(&policy, &method, &canonical, host, file, config_file, out);
+    }
+    let (token, claims) = match caller {
+        Caller::Token(token) => (Some(token), None),
+        Caller::Claims(claims) => (None, Some(claims)),
+        Caller::Anonymous | Caller::Cert(_) => (None, None),
+    };
+    let config = match config_file {
+        Some(file) => Some(config::load(file, &Overrides::default()).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    // A token that is not a JWT of a configured issuer is introspected by a real request:
+    // explain cannot know the answer, and says where it would ask.
+    let opaque = token.is_some_and(|token| is_opaque(token, config.as_ref()));
     // A member name given twice makes claims unusable, as it makes a token malformed.
     let mut unusable = None;
     let claims: Option<Value> = match (token, claims) {
+        (Some(_), _) if opaque => None,
         (Some(token), _) => Some(token_claims(token)?),
         (None, Some(json)) => match unique::from_slice(json.as_bytes()) {
             Ok(claims) => Some(claims),
@@ -136,9 +174,8 @@ fn explain(
         (None, None) => None,
     };
     // The issuer's claim mapping and the identity rules, as a real request would get them.
-    let (mapping, rules) = match (config_file, &claims) {
-        (Some(file), Some(claims)) => {
-            let config = config::load(file, &Overrides::default()).map_err(|e| e.to_string())?;
+    let (mapping, rules) = match (&config, &claims) {
+        (Some(config), Some(claims)) => {
             let iss = claims
                 .get("iss")
                 .and_then(Value::as_str)
@@ -202,13 +239,43 @@ fn explain(
                 Some(e) => out.push_str(&format!(
                     "caller    unusable claims: {e} (a real request gets 401)\n"
                 )),
+                None if opaque => out.push_str(&introspected_at(config.as_ref())),
                 None => out.push_str("caller    anonymous\n"),
             }
             None
         }
     };
 
-    let rule = match policy.route(&method, &canonical, host) {
+    // Claims stand for a token or a session; a client-certificate route takes neither.
+    let principal = principal.filter(|_| {
+        !matches!(
+            policy.route(&method, &canonical, host),
+            Route::Rule(rule) if rule.auth == AuthMode::Mtls
+        )
+    });
+    decide(
+        &policy,
+        &method,
+        &canonical,
+        host,
+        principal.as_ref(),
+        opaque,
+        out,
+    )
+}
+
+/// The route and the decision for `principal` (already filtered by what the route takes);
+/// `opaque` when the caller's token would be introspected, so its answer decides.
+fn decide(
+    policy: &policy::Policy,
+    method: &Method,
+    canonical: &str,
+    host: Option<&str>,
+    principal: Option<&Principal>,
+    opaque: bool,
+    mut out: String,
+) -> Result<String, String> {
+    let rule = match policy.route(method, canonical, host) {
         Route::Default(action) => {
             let verdict = match action {
                 DefaultAction::Deny => "403 Forbidden (no route allows this request)",
@@ -225,6 +292,7 @@ fn explain(
         AuthMode::None => "none",
         AuthMode::Bearer => "bearer",
         AuthMode::Session => "session",
+        AuthMode::Mtls => "mtls",
         AuthMode::Any => "any",
     };
     out.push_str(&format!(
@@ -233,16 +301,148 @@ fn explain(
         rule.origin.file.display(),
         rule.origin.line
     ));
-    let decision = match rule.authorize(principal.as_ref()) {
+    let needs = match rule.auth {
+        AuthMode::Mtls => "a client certificate",
+        AuthMode::Session => "a browser session",
+        AuthMode::Any => "a bearer token, a client certificate or a session",
+        AuthMode::None | AuthMode::Bearer => "a bearer token",
+    };
+    let decision = match rule.authorize(principal) {
         Decision::Allow if rule.auth == AuthMode::None => {
             "allow (public route, no identity sent)".to_owned()
         }
+        _ if opaque && rule.auth != AuthMode::Session => {
+            "depends on the introspection answer: 401 if the token is not active, 503 if no \
+             endpoint answers; otherwise as for its claims (try them with --claims)"
+                .to_owned()
+        }
         Decision::Allow => "allow, identity headers sent upstream".to_owned(),
-        Decision::Unauthenticated => "401 Unauthorized: the route needs a bearer token".to_owned(),
+        Decision::Unauthenticated => format!("401 Unauthorized: the route needs {needs}"),
         Decision::Forbidden(denial) => format!("403 Forbidden: needs {}", denial.needed),
     };
     out.push_str(&format!("decision  {decision}\n"));
     Ok(out)
+}
+
+/// Would a real request introspect `token`? When it is not a JWT at all, or (with a config)
+/// a JWT whose `iss` is no configured issuer while some issuer has `introspection`.
+fn is_opaque(token: &str, config: Option<&config::Config>) -> bool {
+    let Ok(claims) = token_claims(token) else {
+        return true;
+    };
+    let Some(config) = config else {
+        return false;
+    };
+    let iss = claims.get("iss").and_then(Value::as_str);
+    let known = config
+        .issuers
+        .iter()
+        .any(|i| Some(i.issuer.as_str()) == iss);
+    !known && config.issuers.iter().any(|i| i.introspection.is_some())
+}
+
+/// The `caller` line for an opaque token: where a real request would introspect it.
+fn introspected_at(config: Option<&config::Config>) -> String {
+    let Some(config) = config else {
+        return "caller    opaque token (not a JWT): a real request would introspect it at the \
+                issuers that have `introspection` (pass --config to see which), and get 401 \
+                if none has\n"
+            .to_owned();
+    };
+    let endpoints: Vec<String> = config
+        .issuers
+        .iter()
+        .filter_map(|issuer| {
+            let settings = issuer.introspection.as_ref()?;
+            let at = match &settings.endpoint {
+                IntrospectionEndpoint::Url(url) => url.clone(),
+                IntrospectionEndpoint::Discovery => format!(
+                    "the introspection_endpoint of {}/.well-known/openid-configuration",
+                    issuer.issuer.trim_end_matches('/')
+                ),
+            };
+            Some(format!("{at} (issuer {})", issuer.issuer))
+        })
+        .collect();
+    if endpoints.is_empty() {
+        return "caller    opaque token (not a JWT of a configured issuer): no issuer has \
+                `introspection`, so a real request gets 401\n"
+            .to_owned();
+    }
+    let mut line = "caller    opaque token: a real request would introspect it".to_owned();
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        line.push_str(if i == 0 { " at " } else { "; and at " });
+        line.push_str(endpoint);
+    }
+    line.push_str(" [not asked: explain works offline]\n");
+    line
+}
+
+/// `explain --cert`: the certificate's identity as `tls.client_auth` would make it.
+fn explain_cert(
+    policy: &policy::Policy,
+    method: &Method,
+    canonical: &str,
+    host: Option<&str>,
+    file: &Path,
+    config_file: Option<&Path>,
+    mut out: String,
+) -> Result<String, String> {
+    let rules = match config_file {
+        Some(file) => {
+            let config = config::load(file, &Overrides::default()).map_err(|e| e.to_string())?;
+            let client_auth = config.tls.and_then(|t| t.client_auth).ok_or_else(|| {
+                format!(
+                    "{} has no `tls.client_auth`: no route would take a client certificate",
+                    file.display()
+                )
+            })?;
+            client_auth.rules
+        }
+        None => CertRules::default(),
+    };
+    let leaf = CertificateDer::pem_file_iter(file)
+        .map_err(|e| format!("--cert {}: {e}", file.display()))?
+        .next()
+        .ok_or_else(|| format!("--cert {}: no certificate in it", file.display()))?
+        .map_err(|e| format!("--cert {}: {e}", file.display()))?;
+    let principal = match rules.identify(&leaf) {
+        Ok(cert) => {
+            let p = cert.principal;
+            let roles = if p.roles.is_empty() {
+                "-".to_owned()
+            } else {
+                p.roles.join(", ")
+            };
+            out.push_str(&format!(
+                "caller    {} (roles: {roles}) by client certificate  [chain not checked]\n",
+                p.subject
+            ));
+            Some(p)
+        }
+        Err(e) => {
+            out.push_str(&format!(
+                "caller    unusable client certificate: {e} (a real request gets 401)\n"
+            ));
+            None
+        }
+    };
+    // Only `mtls` and `any` routes take a certificate.
+    let principal = principal.filter(|_| {
+        matches!(
+            policy.route(method, canonical, host),
+            Route::Rule(rule) if matches!(rule.auth, AuthMode::Mtls | AuthMode::Any)
+        )
+    });
+    decide(
+        policy,
+        method,
+        canonical,
+        host,
+        principal.as_deref(),
+        false,
+        out,
+    )
 }
 
 /// The payload of a JWT, decoded without any verification (a member name given twice is an

@@ -37,6 +37,56 @@ pub struct RawConfig {
     pub login: Option<RawLogin>,
     /// The encrypted session cookie that browser login creates.
     pub session: Option<RawSession>,
+    /// Serve the forward-auth endpoint (`/oauth2/auth`, for nginx `auth_request`, Traefik
+    /// `forwardAuth`, Caddy `forward_auth`) in a config without `login` (bearer tokens and
+    /// client certificates only). With `login` it is always at `<login.prefix>/auth`. Default
+    /// false. It decides for the request described by `X-Forwarded-Method`/`-Uri`/`-Host`
+    /// (or `X-Original-Method`/`-URI`), believed only from `trusted_proxies`.
+    pub forward_auth: Option<S<bool>>,
+    /// Compatibility with what other proxies' deployments expect.
+    pub compat: Option<RawCompat>,
+    /// Traces: W3C trace context and OTLP export. Absent: no trace is read, made or sent.
+    pub telemetry: Option<RawTelemetry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompat {
+    /// Day-one compatibility with an oauth2-proxy deployment. Default false. Adds `/ping` and
+    /// `/ready` on the public listener(s) (plain-text `OK`; `/ready` is 503 while `/readyz`
+    /// would be; GET and HEAD only; those exact paths only, so no other path skips the
+    /// policy), and turns on `identity.oauth2_proxy_headers` (`X-Forwarded-User`, `-Email`,
+    /// `-Groups`, `-Preferred-Username` to the app). `/oauth2/auth` always answers with
+    /// oauth2-proxy's `X-Auth-Request-*` names.
+    pub oauth2_proxy: Option<S<bool>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    /// Adopt the `traceparent`/`tracestate` of every client. Default false: only peers in
+    /// `trusted_proxies` continue their trace; everyone else starts a new one.
+    pub trust_client_trace: Option<S<bool>>,
+    /// Export spans over OTLP. Without it no trace context is read or sent.
+    pub otlp: Option<RawOtlp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOtlp {
+    /// The collector's base URL, e.g. `http://127.0.0.1:4318`; spans go to `/v1/traces` under
+    /// it (as with `OTEL_EXPORTER_OTLP_ENDPOINT`). Required.
+    pub endpoint: Option<S<String>>,
+    /// `http/protobuf`, the only protocol supported (and the default).
+    pub protocol: Option<S<String>>,
+    /// The share of new traces sampled, 0.0 to 1.0. Default `0.1`. A trace continued from a
+    /// trusted peer keeps that peer's sampling decision.
+    pub sample_ratio: Option<S<f64>>,
+    /// Headers sent with every export, e.g. `{ authorization: { env: OTLP_AUTH } }`: a literal,
+    /// or `{ env: NAME }` / `{ file: PATH }`. Read at start.
+    pub headers: Option<std::collections::BTreeMap<String, S<RawText>>>,
+    /// Bound on one export call. Default `10s`.
+    pub timeout: Option<S<String>>,
 }
 
 /// A secret read from a file or an environment variable (exactly one of the two).
@@ -63,20 +113,30 @@ pub struct RawLogin {
     pub scopes: Option<Vec<S<String>>>,
     /// Extra authorization request parameters, e.g. `{prompt: login}`.
     pub params: Option<std::collections::BTreeMap<String, S<String>>>,
-    /// Hosts that `rd=` may send the browser to after login or logout, besides this one.
-    /// `app.example.com` exactly, `.example.com` any subdomain.
+    /// Hosts that `rd=` may send the browser to after login or logout (`https://` only),
+    /// besides this origin. `app.example.com` exactly, `.example.com` any subdomain; either
+    /// on port 443 only, unless it names its one port: `app.example.com:8443`. IP addresses
+    /// as `10.0.0.1` or `[::1]:8443`. No scheme, path, user or trailing dot.
     pub allowed_redirect_hosts: Option<Vec<S<String>>>,
     /// Claim paths in the ID token (same keys as an issuer's `claims`).
     pub claims: Option<RawClaimPaths>,
     /// Where the built-in endpoints live. Default `/oauth2`.
     pub prefix: Option<S<String>>,
     /// Sent to the provider's logout endpoint as `post_logout_redirect_uri` (must be
-    /// registered there). Default: none, the provider shows its own page.
+    /// registered there). Default: none, the provider shows its own page. Gatehouse's own
+    /// page for it is `<prefix>/signed_out`, e.g. `https://app.example.com/oauth2/signed_out`.
     pub post_logout_redirect_url: Option<S<String>>,
     /// Accepted ID token algorithms (default as for issuers).
     pub algorithms: Option<Vec<S<String>>>,
     /// Clock skew for the ID token. Default `30s`.
     pub leeway: Option<S<String>>,
+    /// Send the session's access token to the app as `X-Forwarded-Access-Token` (the name
+    /// oauth2-proxy uses). Default false. With the cookie store the token then lives in the
+    /// cookie, which grows (chunked past one cookie).
+    pub pass_access_token: Option<S<bool>>,
+    /// Send the session's access token to the app as `Authorization: Bearer ...`, replacing
+    /// whatever the client sent. Default false.
+    pub set_authorization: Option<S<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,9 +151,56 @@ pub struct RawSession {
     pub lifetime: Option<S<String>>,
     /// Time allowed to finish a login at the provider. Default `10m`.
     pub flow_timeout: Option<S<String>>,
-    /// Keep the refresh token (in the cookie) to renew sessions whose tokens expire. Default
+    /// Keep the refresh token (in the session) to renew sessions whose tokens expire. Default
     /// true; without it a session ends when its ID token expires.
     pub refresh: Option<S<bool>>,
+    /// Where sessions live: `cookie` (default: sealed in the cookie itself, nothing to run) or
+    /// `redis` (the cookie holds only a ticket; sign-out and back-channel logout end a session
+    /// on every replica; needs `redis`).
+    pub store: Option<S<String>>,
+    /// The Redis server of `store: redis`.
+    pub redis: Option<RawRedis>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// `redis://host:port[/db]` or `rediss://host:port[/db]` (TLS): a literal, or
+    /// `{ env: NAME }` / `{ file: PATH }` when the URL itself carries credentials.
+    pub url: Option<S<RawText>>,
+    /// ACL user name (Redis 6+); optional.
+    pub username: Option<S<RawText>>,
+    /// `{ file: ... }` or `{ env: ... }`; optional. A file is re-read when it changes, and new
+    /// connections use the new password.
+    pub password: Option<RawSecret>,
+    /// Prepended to every key. Default `gatehouse:`.
+    pub key_prefix: Option<S<String>>,
+    /// Bound on every Redis call (connecting included). Default `500ms`.
+    pub timeout: Option<S<String>>,
+    /// PEM file of the CA that signed the server's certificate, for `rediss://` with a private
+    /// CA. Default: the system's trust store.
+    pub ca_file: Option<S<String>>,
+    /// Not supported yet: refused with an explanation rather than as an unknown key.
+    pub sentinel: Option<S<serde::de::IgnoredAny>>,
+    /// Not supported yet: refused with an explanation rather than as an unknown key.
+    pub cluster: Option<S<serde::de::IgnoredAny>>,
+}
+
+/// A value written in the file, or read from a file or an environment variable. (Untagged:
+/// the location is the enclosing `Spanned`'s, as inner spans do not survive buffering.)
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawText {
+    Literal(String),
+    Secret(RawSecretPlain),
+}
+
+/// [`RawSecret`] without locations, inside a [`RawText`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecretPlain {
+    pub file: Option<String>,
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +227,32 @@ pub struct RawIssuer {
     pub pass_authorization: Option<S<bool>>,
     /// How the key set is refreshed.
     pub jwks: Option<RawJwks>,
+    /// Opaque access tokens of this issuer (RFC 7662). A bearer token that is not a JWT of a
+    /// configured issuer is sent to the introspection endpoint of every issuer that has this
+    /// section; `active: false` is 401, the endpoint down or slow is 503 (never 401).
+    pub introspection: Option<S<RawIntrospection>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntrospection {
+    /// The introspection endpoint. Default: `introspection_endpoint` of the issuer's OIDC
+    /// discovery document. `http://` only on a loopback address.
+    pub url: Option<S<String>>,
+    /// The client Gatehouse authenticates as at the endpoint. Required.
+    pub client_id: Option<S<String>>,
+    /// Its secret, `{ file: PATH }` or `{ env: NAME }`. Required; read again for every call,
+    /// so a rotated file is picked up.
+    pub client_secret: Option<RawSecret>,
+    /// `client_secret_basic` (default: HTTP Basic) or `client_secret_post` (in the form).
+    pub auth_method: Option<S<String>>,
+    /// How long an active answer is reused, at most: never past the token's `exp`. Inactive
+    /// answers are reused for 5 s (or `cache_ttl` if shorter). Default `1m`. A revoked token
+    /// keeps working for up to this long.
+    pub cache_ttl: Option<S<String>>,
+    /// Time allowed for one introspection call (connect included); after it the request gets
+    /// 503 with `Retry-After`. Default `5s`.
+    pub timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,6 +310,37 @@ pub struct RawIdentity {
     /// `json`: compact JSON arrays of strings (`["admin","dev"]`), any item allowed.
     /// Under both, a subject, email or list item holding a control character is refused.
     pub list_format: Option<S<String>>,
+    /// A signed identity assertion (a compact ES256 JWS) on every forwarded authenticated
+    /// request, for apps that must not trust plain headers. Off unless set.
+    pub assertion: Option<S<RawAssertion>>,
+}
+
+/// The signed identity assertion. Claims: `iss`, `aud`, `sub`, `roles`, `email` (when known),
+/// `auth` (`bearer`, `session` or `mtls`), `iat` and `exp = iat + ttl`; the header's `kid`
+/// names a key of the JWKS at `/.well-known/gatehouse/jwks.json` on the admin listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssertion {
+    /// The request header that carries it. Default `X-Gatehouse-Assertion`. A client's copy
+    /// (any spelling) is always removed.
+    pub header: Option<S<String>>,
+    /// The `aud` claim: the app's name. Required.
+    pub audience: Option<S<String>>,
+    /// The `iss` claim. Default `gatehouse`.
+    pub issuer: Option<S<String>>,
+    /// Lifetime of one assertion, whole seconds, at least `1s`. Default `60s`. An assertion
+    /// is reused for the same identity for a quarter of this, so signing stays off the hot
+    /// path.
+    pub ttl: Option<S<String>>,
+    /// PEM file with the ES256 (P-256) private key, PKCS#8 (`openssl genpkey -algorithm EC
+    /// -pkeyopt ec_paramgen_curve:P-256`); it must not be readable by group or others (mode
+    /// 0600). Re-read when it changes: the new key is published beside the old one for a full
+    /// `ttl` before it signs, and the old one stays published for a `ttl` after. Default: a
+    /// key generated at start and kept in memory only (apps re-fetch the JWKS after a restart).
+    pub key_file: Option<S<String>>,
+    /// Also serve the JWKS on the public listener(s), at the same path, without
+    /// authentication. Default false (admin listener only).
+    pub publish: Option<S<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -228,6 +392,47 @@ pub struct RawTls {
     /// `min_version: "1.3"`), and with `min_version: "1.3"` no TLS 1.2 suite (it would never
     /// be used). Names match ignoring case; unknown names and duplicates are errors.
     pub cipher_suites: Option<S<Vec<S<String>>>>,
+    /// Client certificates (mTLS): off unless set.
+    pub client_auth: Option<S<RawClientAuth>>,
+}
+
+/// Client certificates, verified by rustls against `ca_file`. A route takes the certificate's
+/// identity with `auth: mtls` (or `auth: any`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientAuth {
+    /// PEM file of the CA certificate(s) client certificates must chain to. Required. Re-read
+    /// when it changes (every `tls.reload_interval`, or on SIGHUP); a file that does not load
+    /// keeps the previous CAs. Expired certificates, and those of other CAs, fail the
+    /// handshake in both modes.
+    pub ca_file: Option<S<String>>,
+    /// `optional` (default): a client may connect without a certificate, and routes decide
+    /// (`auth: mtls` routes answer 401 without one). `required`: the handshake is refused
+    /// without a valid certificate.
+    pub mode: Option<S<String>>,
+    /// Which name of the certificate is the principal's subject: a list of `uri_san` (the
+    /// first URI SAN, e.g. a SPIFFE id), `dns_san` (the first DNS SAN) and `cn` (the subject's
+    /// common name), the first present wins. Default `[uri_san, dns_san, cn]`. A certificate
+    /// with none of them is not an identity (401 on `auth: mtls` routes).
+    pub subject: Option<Vec<S<String>>>,
+    /// Roles for certificate subjects, by pattern on the subject: `*` matches within one label
+    /// or path segment (no `.` or `/`), `**` matches anything, case is ignored. Every matching
+    /// entry adds its roles, e.g. `- { subject: "spiffe://example.org/ns/billing/**", roles:
+    /// [billing] }`. Default: no roles.
+    pub roles: Option<Vec<RawCertRole>>,
+    /// Send the verified certificate to the app in `X-Forwarded-Client-Cert`, in Envoy's
+    /// format (`Hash=<sha256 of the DER>;URI=...;DNS=...`). Default false. A client's own
+    /// copy of that header is removed whatever this says.
+    pub forward_client_cert: Option<S<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertRole {
+    /// A pattern on the certificate's subject (see `roles`).
+    pub subject: Option<S<String>>,
+    /// The roles a matching certificate gets.
+    pub roles: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +466,18 @@ pub struct RawUpstream {
     /// Default `[websocket]`; `[]` forwards no upgrade. `h2c` can never be listed: a tunnel
     /// to the app's HTTP/2 would carry requests that no policy checks.
     pub upgrades: Option<Vec<S<String>>>,
+    /// How Gatehouse speaks to the app: `http1` (default: HTTP/1.1, pooled keep-alive) or
+    /// `h2c` (HTTP/2 with prior knowledge, over TCP or `unix:`; needed for gRPC). Under `h2c`
+    /// requests go over pooled multiplexed connections, trailers and `te: trailers` pass both
+    /// ways, and HTTP/1.1 clients are translated; upgrades (WebSockets) need `http1`.
+    pub protocol: Option<S<String>>,
+    /// Under `h2c`, the most streams (requests) Gatehouse opens at once on one connection to
+    /// the app; a further request opens another connection. Default `100`.
+    pub max_streams_per_connection: Option<S<u32>>,
+    /// What `/readyz` also waits for: `none` (default) or `grpc`, the app's
+    /// `grpc.health.v1.Health/Check` (service `""`) answering `SERVING`, checked every 5s.
+    /// `grpc` needs `protocol: h2c`.
+    pub health: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -291,4 +508,8 @@ pub struct RawLog {
     pub format: Option<S<String>>,
     /// A level (`info`) or a filter (`info,gatehouse=debug`); `RUST_LOG` wins. Default `info`.
     pub level: Option<S<String>>,
+    /// Which access decisions get an audit line (target `gatehouse::audit`): `all`,
+    /// `denied` (default) or `off`. Identical denials from one peer are written once per
+    /// 10 s, then counted in a "suppressed N" line.
+    pub audit: Option<S<String>>,
 }

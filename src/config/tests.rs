@@ -121,6 +121,7 @@ limits:
 trusted_proxies: [10.0.0.0/8, not-a-cidr]
 log:
   format: xml
+  audit: everything
 ";
     let errors = parse_str(text).unwrap_err().0;
     let fields: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
@@ -135,6 +136,7 @@ log:
             (9, "limits.max_header_bytes"),
             (10, "trusted_proxies[1]"),
             (12, "log.format"),
+            (13, "log.audit"),
         ]
     );
     let text = ConfigErrors(errors).to_string();
@@ -522,4 +524,197 @@ fn what_a_section_lacks_is_reported_at_its_misspelt_key() {
         ],
         "{errors:?}"
     );
+}
+
+#[test]
+fn introspection_is_validated_with_lines_and_fields() {
+    let text = "\
+issuers:
+  - issuer: https://idp.example
+    audiences: [api]
+    introspection:
+      url: http://idp.example/introspect
+      auth_method: client_secret_jwt
+      cache_ttl: soon
+  - issuer: https://b.example
+    audiences: [api]
+    introspection:
+      client_id: gatehouse
+      client_secret: { env: GATEHOUSE_TEST_INTROSPECTION_SECRET_UNSET }
+";
+    let errors = full(text).unwrap_err().0;
+    let got: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (11, "issuers[0].introspection.client_id"),
+            (11, "issuers[0].introspection.client_secret"),
+            (11, "issuers[0].introspection.url"),
+            (12, "issuers[0].introspection.auth_method"),
+            (13, "issuers[0].introspection.cache_ttl"),
+            (18, "issuers[1].introspection.client_secret"),
+        ],
+        "{}",
+        ConfigErrors(errors.clone())
+    );
+    assert!(
+        errors[3].message.contains("client_secret_post"),
+        "{}",
+        errors[3]
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), "s3cret\n").unwrap();
+    let valid = format!(
+        "\
+issuers:
+  - issuer: https://idp.example
+    audiences: [api]
+    introspection:
+      client_id: gatehouse
+      client_secret: {{ file: {} }}
+  - issuer: https://b.example
+    audiences: [api]
+    introspection:
+      url: https://b.example/introspect
+      client_id: gatehouse
+      client_secret: {{ file: {} }}
+      auth_method: client_secret_post
+      cache_ttl: 2m
+      timeout: 1500ms
+  - issuer: https://c.example
+    audiences: [api]
+",
+        dir.path().join("secret").display(),
+        dir.path().join("secret").display()
+    );
+    let ok = full(&valid).unwrap();
+    let discovered = ok.issuers[0].introspection.as_ref().unwrap();
+    assert_eq!(discovered.endpoint, IntrospectionEndpoint::Discovery);
+    assert_eq!(discovered.auth_method, ClientAuthMethod::Basic);
+    assert_eq!(discovered.cache_ttl, Duration::from_secs(60));
+    assert_eq!(discovered.timeout, Duration::from_secs(5));
+    let explicit = ok.issuers[1].introspection.as_ref().unwrap();
+    assert_eq!(
+        explicit.endpoint,
+        IntrospectionEndpoint::Url("https://b.example/introspect".into())
+    );
+    assert_eq!(explicit.auth_method, ClientAuthMethod::Post);
+    assert_eq!(explicit.cache_ttl, Duration::from_secs(120));
+    assert_eq!(explicit.timeout, Duration::from_millis(1500));
+    assert!(ok.issuers[2].introspection.is_none());
+    // The secret is never printed with the settings.
+    assert!(!format!("{explicit:?}").contains("s3cret"));
+}
+
+#[test]
+fn upstream_protocol_and_grpc_health() {
+    let config = parse_str("version: 1\nlisten:\n  http: 127.0.0.1:8080\nupstream:\n  url: unix:/run/app.sock\n  protocol: h2c\n  health: grpc\n  max_streams_per_connection: 10\n").unwrap();
+    assert_eq!(config.upstream.protocol, UpstreamProtocol::H2c);
+    assert_eq!(config.upstream.health, UpstreamHealth::Grpc);
+    assert_eq!(config.upstream.max_streams_per_connection, 10);
+    let defaults = full("").unwrap();
+    assert_eq!(defaults.upstream.protocol, UpstreamProtocol::Http1);
+    assert_eq!(defaults.upstream.health, UpstreamHealth::None);
+    assert_eq!(defaults.upstream.max_streams_per_connection, 100);
+
+    let errors = parse_str("version: 1\nlisten:\n  http: 127.0.0.1:8080\nupstream:\n  url: http://127.0.0.1:3000\n  protocol: h2\n  health: grpc\n  max_streams_per_connection: 0\n").unwrap_err();
+    let text = errors.to_string();
+    assert!(
+        text.contains(":6:13: upstream.protocol: `h2` is not `http1` or `h2c`"),
+        "{text}"
+    );
+    assert!(
+        text.contains(":7:11: upstream.health: `grpc` needs `upstream.protocol: h2c`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("upstream.max_streams_per_connection: must be at least 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn client_auth_is_read_with_defaults() {
+    use crate::auth::cert::SubjectSource;
+    let config = tls_with("  client_auth:\n    ca_file: clients.pem\n").unwrap();
+    let c = config.tls.unwrap().client_auth.unwrap();
+    assert_eq!(c.ca_file, Path::new("/etc/gatehouse/clients.pem"));
+    assert_eq!(c.mode, ClientAuthMode::Optional);
+    assert_eq!(
+        c.rules.subject,
+        [
+            SubjectSource::UriSan,
+            SubjectSource::DnsSan,
+            SubjectSource::Cn
+        ]
+    );
+    assert!(!c.forward_client_cert);
+    let config = tls_with(
+        "  client_auth:\n    ca_file: c.pem\n    mode: required\n    subject: [cn, dns_san]\n    \
+         roles:\n      - { subject: \"*.svc\", roles: [a, b] }\n    forward_client_cert: true\n",
+    )
+    .unwrap();
+    let c = config.tls.unwrap().client_auth.unwrap();
+    assert_eq!(c.mode, ClientAuthMode::Required);
+    assert_eq!(c.rules.subject, [SubjectSource::Cn, SubjectSource::DnsSan]);
+    assert_eq!(c.rules.roles[0].roles, ["a", "b"]);
+    assert!(c.rules.roles[0].pattern.matches("x.svc"));
+    assert!(c.forward_client_cert);
+}
+
+#[test]
+fn bad_client_auth_names_line_and_field() {
+    let errors = tls_with(
+        "  client_auth:\n    mode: sometimes\n    subject: [uri_san, email, uri_san]\n    \
+         roles:\n      - { subject: \"**\", roles: [\"a,b\"] }\n      - { roles: [x] }\n",
+    )
+    .unwrap_err()
+    .0;
+    let fields: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
+    for expected in [
+        (9, "tls.client_auth.mode"),
+        (10, "tls.client_auth.subject[1]"),
+        (10, "tls.client_auth.subject[2]"),
+        (12, "tls.client_auth.roles[0].roles[0]"),
+        (12, "tls.client_auth.roles[0].roles"),
+        (9, "tls.client_auth.roles[1].subject"),
+        (9, "tls.client_auth.ca_file"),
+    ] {
+        assert!(
+            fields.contains(&expected),
+            "{expected:?} in {errors}",
+            errors = ConfigErrors(errors.clone())
+        );
+    }
+}
+
+#[test]
+fn the_assertion_needs_an_audience_and_whole_seconds() {
+    let config = full("identity:\n  assertion:\n    audience: app\n").unwrap();
+    let a = config.assertion.unwrap();
+    assert_eq!(a.header, "x-gatehouse-assertion");
+    assert_eq!(a.issuer, "gatehouse");
+    assert_eq!(a.ttl, Duration::from_secs(60));
+    assert!(a.key_file.is_none() && !a.publish);
+    let errors = full("identity:\n  assertion:\n    ttl: 1500ms\n    header: \"a b\"\n")
+        .unwrap_err()
+        .0;
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "identity.assertion.audience",
+            "identity.assertion.ttl",
+            "identity.assertion.header",
+        ],
+        "{}",
+        ConfigErrors(errors.clone())
+    );
+    let errors =
+        full("identity:\n  assertion:\n    audience: app\n    key_file: /nonexistent/k.pem\n")
+            .unwrap_err()
+            .0;
+    assert_eq!(errors[0].field, "identity.assertion.key_file");
+    assert_eq!(errors[0].line, 10);
 }

@@ -113,7 +113,7 @@ impl Validator<'_> {
         self.base.join(value)
     }
 
-    pub(super) fn config(&mut self, raw: RawConfig) -> Config {
+    pub(super) fn config(&mut self, mut raw: RawConfig) -> Config {
         match raw.version {
             Some(v) if v.value == 1 => {}
             Some(v) => self.error(&v.referenced, "version", "only `version: 1` is supported"),
@@ -170,7 +170,18 @@ impl Validator<'_> {
                 issuers.push(issuer);
             }
         }
-        let identity = self.identity(raw.identity.unwrap_or_default());
+        let mut raw_identity = raw.identity.take().unwrap_or_default();
+        let assertion = raw_identity
+            .assertion
+            .take()
+            .and_then(|a| self.assertion(a));
+        let mut identity = self.identity(raw_identity);
+        let compat_oauth2_proxy = raw
+            .compat
+            .take()
+            .and_then(|c| c.oauth2_proxy)
+            .is_some_and(|b| b.value);
+        identity.oauth2_proxy |= compat_oauth2_proxy;
         let raw_tokens = raw.tokens.unwrap_or_default();
         let tokens = TokenSettings {
             max_bytes: self.number(raw_tokens.max_bytes, "tokens.max_bytes", 256, 8192),
@@ -203,6 +214,10 @@ impl Validator<'_> {
             login,
             session,
             dev_users: None,
+            assertion,
+            forward_auth: raw.forward_auth.is_some_and(|f| f.value),
+            compat_oauth2_proxy,
+            telemetry: self.telemetry(raw.telemetry.unwrap_or_default()),
         }
     }
 
@@ -272,7 +287,9 @@ impl Validator<'_> {
         }
         let min_version = self.tls_version(raw.min_version);
         let cipher_suites = self.cipher_suites(raw.cipher_suites, min_version);
+        let client_auth = raw.client_auth.and_then(|c| self.client_auth(c));
         TlsSettings {
+            client_auth,
             certificates,
             handshake_timeout: self.duration(
                 raw.handshake_timeout,
@@ -429,6 +446,7 @@ impl Validator<'_> {
                 None
             }
         };
+        let (protocol, health) = self.upstream_protocol(&raw);
         Upstream {
             target: target.unwrap_or(UpstreamTarget::Tcp("127.0.0.1:80".into())),
             connect_timeout: self.duration(
@@ -444,7 +462,49 @@ impl Validator<'_> {
             ),
             pool_max_idle: self.number(raw.pool_max_idle, "upstream.pool_max_idle", 0, 64),
             upgrades: self.upgrades(raw.upgrades),
+            protocol,
+            max_streams_per_connection: self.number(
+                raw.max_streams_per_connection,
+                "upstream.max_streams_per_connection",
+                1,
+                100,
+            ),
+            health,
         }
+    }
+
+    /// `upstream.protocol` and `upstream.health`, which needs `h2c`.
+    fn upstream_protocol(&mut self, raw: &raw::RawUpstream) -> (UpstreamProtocol, UpstreamHealth) {
+        let protocol = match &raw.protocol {
+            None => UpstreamProtocol::Http1,
+            Some(p) => match p.value.trim() {
+                "http1" => UpstreamProtocol::Http1,
+                "h2c" => UpstreamProtocol::H2c,
+                other => {
+                    let message = format!("`{other}` is not `http1` or `h2c`");
+                    self.error(&p.referenced, "upstream.protocol", message);
+                    UpstreamProtocol::Http1
+                }
+            },
+        };
+        let health = match &raw.health {
+            None => UpstreamHealth::None,
+            Some(h) => match h.value.trim() {
+                "none" => UpstreamHealth::None,
+                "grpc" if protocol == UpstreamProtocol::H2c => UpstreamHealth::Grpc,
+                "grpc" => {
+                    let message = "`grpc` needs `upstream.protocol: h2c` (gRPC is HTTP/2)";
+                    self.error(&h.referenced, "upstream.health", message);
+                    UpstreamHealth::None
+                }
+                other => {
+                    let message = format!("`{other}` is not `none` or `grpc`");
+                    self.error(&h.referenced, "upstream.health", message);
+                    UpstreamHealth::None
+                }
+            },
+        };
+        (protocol, health)
     }
 
     /// `upstream.upgrades`: protocol tokens (RFC 9110 §7.8), never `h2c`.
@@ -562,6 +622,24 @@ impl Validator<'_> {
                 format!("`{level}` is not a log filter: {e}"),
             );
         }
-        LogSettings { format, level }
+        let audit = match &raw.audit {
+            None => AuditMode::Denied,
+            Some(a) if a.value == "all" => AuditMode::All,
+            Some(a) if a.value == "denied" => AuditMode::Denied,
+            Some(a) if a.value == "off" => AuditMode::Off,
+            Some(a) => {
+                self.error(
+                    &a.referenced,
+                    "log.audit",
+                    "must be `all`, `denied` or `off`",
+                );
+                AuditMode::Denied
+            }
+        };
+        LogSettings {
+            format,
+            level,
+            audit,
+        }
     }
 }

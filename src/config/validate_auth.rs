@@ -11,7 +11,6 @@ use serde_saphyr::Spanned;
 use super::raw;
 use super::validate::Validator;
 use super::*;
-use crate::auth::{ClaimMapping, RolesString};
 use crate::secret::SecretSource;
 
 impl Validator<'_> {
@@ -197,6 +196,19 @@ impl Validator<'_> {
                 params.push((name, value.value));
             }
         }
+        let mut allowed_redirect_hosts = Vec::new();
+        for (i, host) in raw
+            .allowed_redirect_hosts
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(problem) = crate::login::allowed_host_problem(&host.value) {
+                let field = format!("login.allowed_redirect_hosts[{i}]");
+                self.error(&host.referenced, &field, problem);
+            }
+            allowed_redirect_hosts.push(host.value);
+        }
         let algorithms = self.algorithms(raw.algorithms, "login.algorithms");
         let claims = self.claim_paths(raw.claims, "login.claims");
         let leeway = self.duration(raw.leeway, "login.leeway", Duration::from_secs(30));
@@ -207,17 +219,14 @@ impl Validator<'_> {
             redirect_url: redirect?.value,
             scopes,
             params,
-            allowed_redirect_hosts: raw
-                .allowed_redirect_hosts
-                .unwrap_or_default()
-                .into_iter()
-                .map(|h| h.value)
-                .collect(),
+            allowed_redirect_hosts,
             claims,
             prefix,
             post_logout_redirect_url: raw.post_logout_redirect_url.map(|u| u.value),
             algorithms,
             leeway,
+            pass_access_token: raw.pass_access_token.is_some_and(|v| v.value),
+            set_authorization: raw.set_authorization.is_some_and(|v| v.value),
         })
     }
 
@@ -273,6 +282,7 @@ impl Validator<'_> {
                 Duration::from_secs(600),
             ),
             refresh: raw.refresh.is_none_or(|r| r.value),
+            store: self.session_store(raw.store, raw.redis),
         }
     }
 
@@ -334,6 +344,9 @@ impl Validator<'_> {
         if jwks.min_ttl > jwks.max_ttl {
             self.missing(&field("jwks.min_ttl"), "must not be longer than `max_ttl`");
         }
+        let introspection = raw
+            .introspection
+            .and_then(|section| self.introspection(section, &field("introspection")));
         Some(IssuerSettings {
             issuer: issuer.value,
             audiences,
@@ -343,6 +356,69 @@ impl Validator<'_> {
             leeway: self.duration(raw.leeway, &field("leeway"), Duration::from_secs(30)),
             pass_authorization: raw.pass_authorization.is_some_and(|p| p.value),
             jwks,
+            introspection,
+        })
+    }
+
+    /// An issuer's `introspection` section; `field` is its path, e.g. `issuers[0].introspection`.
+    fn introspection(
+        &mut self,
+        section: Spanned<raw::RawIntrospection>,
+        field: &str,
+    ) -> Option<IntrospectionSettings> {
+        let at = section.referenced;
+        let raw = section.value;
+        let field = |name: &str| format!("{field}.{name}");
+        let endpoint = match raw.url {
+            None => IntrospectionEndpoint::Discovery,
+            Some(url) => {
+                if let Err(problem) = idp_url_allowed(&url.value) {
+                    self.error(&url.referenced, &field("url"), problem);
+                }
+                IntrospectionEndpoint::Url(url.value)
+            }
+        };
+        let client_id = match raw.client_id {
+            Some(id) if !id.value.is_empty() => Some(id.value),
+            Some(id) => {
+                self.error(&id.referenced, &field("client_id"), "must not be empty");
+                None
+            }
+            None => {
+                let message = "is required: the client Gatehouse authenticates as at the endpoint";
+                self.error(&at, &field("client_id"), message);
+                None
+            }
+        };
+        let client_secret = match raw.client_secret {
+            Some(secret) => self.secret(secret, &field("client_secret")),
+            None => {
+                let message = "is required: `{ file: PATH }` or `{ env: NAME }`";
+                self.error(&at, &field("client_secret"), message);
+                None
+            }
+        };
+        let auth_method = match raw.auth_method {
+            None => ClientAuthMethod::Basic,
+            Some(m) => match m.value.as_str() {
+                "client_secret_basic" => ClientAuthMethod::Basic,
+                "client_secret_post" => ClientAuthMethod::Post,
+                _ => {
+                    let message = "must be `client_secret_basic` or `client_secret_post`";
+                    self.error(&m.referenced, &field("auth_method"), message);
+                    ClientAuthMethod::Basic
+                }
+            },
+        };
+        let cache_ttl = self.duration(raw.cache_ttl, &field("cache_ttl"), Duration::from_secs(60));
+        let timeout = self.duration(raw.timeout, &field("timeout"), Duration::from_secs(5));
+        Some(IntrospectionSettings {
+            endpoint,
+            client_id: client_id?,
+            client_secret: client_secret?,
+            auth_method,
+            cache_ttl,
+            timeout,
         })
     }
 

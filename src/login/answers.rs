@@ -54,6 +54,12 @@ pub fn auth_answer(
     if let Some(email) = &principal.email {
         headers.insert("x-auth-request-email", value(email, Field::Email)?);
     }
+    if let Some(name) = crate::identity::preferred_username(principal) {
+        headers.insert(
+            "x-auth-request-preferred-username",
+            value(name, Field::Subject)?,
+        );
+    }
     Ok(response)
 }
 

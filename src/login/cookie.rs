@@ -39,6 +39,8 @@ pub enum SealError {
 pub struct Sealer {
     /// The first key seals; all open.
     keys: Vec<LessSafeKey>,
+    /// HMAC keys for index tags (Redis store), one per secret, in the same order.
+    tag_keys: Vec<aws_lc_rs::hmac::Key>,
     rng: SystemRandom,
 }
 
@@ -56,25 +58,54 @@ impl Sealer {
             return Err(SealError::NoKeys);
         }
         let salt = Salt::new(HKDF_SHA256, b"gatehouse cookie sealing");
-        let keys = secrets
-            .iter()
-            .map(|secret| {
-                if secret.expose().len() < 32 {
-                    return Err(SealError::WeakSecret);
-                }
-                let mut bytes = [0u8; 32];
-                salt.extract(secret.expose().as_bytes())
-                    .expand(&[b"aes-256-gcm v1"], &AES_256_GCM)
-                    .and_then(|okm| okm.fill(&mut bytes))
-                    .map_err(|_| SealError::Crypto)?;
-                let key = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SealError::Crypto)?;
-                Ok(LessSafeKey::new(key))
-            })
-            .collect::<Result<_, _>>()?;
+        let mut keys = Vec::with_capacity(secrets.len());
+        let mut tag_keys = Vec::with_capacity(secrets.len());
+        for secret in secrets {
+            if secret.expose().len() < 32 {
+                return Err(SealError::WeakSecret);
+            }
+            let prk = salt.extract(secret.expose().as_bytes());
+            keys.push(aead_key(&prk, b"aes-256-gcm v1")?);
+            let mut tag = [0u8; 32];
+            prk.expand(&[b"index tag v1"], aws_lc_rs::hmac::HMAC_SHA256)
+                .and_then(|okm| okm.fill(&mut tag))
+                .map_err(|_| SealError::Crypto)?;
+            tag_keys.push(aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                &tag,
+            ));
+        }
         Ok(Self {
             keys,
+            tag_keys,
             rng: SystemRandom::new(),
         })
+    }
+
+    /// The sealer of one session in the Redis store: its only key is derived from the key
+    /// half of the session's ticket, which only the cookie carries.
+    pub fn for_ticket(key: &[u8; 16], id: &str) -> Result<Self, SealError> {
+        let prk = Salt::new(HKDF_SHA256, b"gatehouse redis session").extract(key);
+        Ok(Self {
+            keys: vec![aead_key(&prk, id.as_bytes())?],
+            tag_keys: Vec::new(),
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// Index tags for `value` (a subject or a provider session id) of kind `kind`: an HMAC
+    /// under each secret, the current secret's first. Empty for a ticket's sealer.
+    pub fn tags(&self, kind: &str, value: &str) -> Vec<String> {
+        self.tag_keys
+            .iter()
+            .map(|key| {
+                let mut context = aws_lc_rs::hmac::Context::with_key(key);
+                context.update(kind.as_bytes());
+                context.update(&[0]);
+                context.update(value.as_bytes());
+                URL_SAFE_NO_PAD.encode(context.sign().as_ref())
+            })
+            .collect()
     }
 
     /// Seals `value` for the cookie called `name`: `v1.<base64url(nonce | ciphertext | tag)>`.
@@ -116,6 +147,15 @@ impl Sealer {
             serde_json::from_slice(plain).ok()
         })
     }
+}
+
+fn aead_key(prk: &aws_lc_rs::hkdf::Prk, info: &[u8]) -> Result<LessSafeKey, SealError> {
+    let mut bytes = [0u8; 32];
+    prk.expand(&[info], &AES_256_GCM)
+        .and_then(|okm| okm.fill(&mut bytes))
+        .map_err(|_| SealError::Crypto)?;
+    let key = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SealError::Crypto)?;
+    Ok(LessSafeKey::new(key))
 }
 
 /// The value of the cookie `name` in the request (the first, if a client sent several).
@@ -244,6 +284,63 @@ mod tests {
         let by_new = rotated.seal("s", &2).unwrap();
         assert_eq!(old.open::<i32>("s", &by_new), None);
         assert_eq!(sealer(&[B]).open::<i32>("s", &by_new), Some(2));
+    }
+
+    #[test]
+    fn ticket_sealers_are_bound_to_their_key_and_id() {
+        let key = [7u8; 16];
+        let sealed = Sealer::for_ticket(&key, "id-1")
+            .unwrap()
+            .seal("entry", &1)
+            .unwrap();
+        assert_eq!(
+            Sealer::for_ticket(&key, "id-1")
+                .unwrap()
+                .open::<i32>("entry", &sealed),
+            Some(1)
+        );
+        let mut other = key;
+        other[15] ^= 1;
+        assert_eq!(
+            Sealer::for_ticket(&other, "id-1")
+                .unwrap()
+                .open::<i32>("entry", &sealed),
+            None
+        );
+        assert_eq!(
+            Sealer::for_ticket(&key, "id-2")
+                .unwrap()
+                .open::<i32>("entry", &sealed),
+            None
+        );
+        assert_eq!(
+            sealer(&[A]).open::<i32>("entry", &sealed),
+            None,
+            "not by a secret"
+        );
+        assert!(
+            Sealer::for_ticket(&key, "id-1")
+                .unwrap()
+                .tags("sub", "alice")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn index_tags_hide_the_value_and_follow_the_secrets() {
+        let tags = sealer(&[B, A]).tags("sub", "alice");
+        assert_eq!(tags.len(), 2);
+        assert_eq!(
+            tags[1],
+            sealer(&[A]).tags("sub", "alice")[0],
+            "one per secret, in order"
+        );
+        assert_ne!(tags[0], tags[1]);
+        assert_ne!(
+            sealer(&[A]).tags("sid", "alice"),
+            sealer(&[A]).tags("sub", "alice")
+        );
+        assert!(tags.iter().all(|t| !t.contains("alice") && t.len() == 43));
     }
 
     #[test]

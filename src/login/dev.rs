@@ -101,23 +101,10 @@ impl Login {
             post_logout_redirect_url: None,
             algorithms: DEFAULT_ALGORITHMS.to_vec(),
             leeway: std::time::Duration::from_secs(30),
+            pass_access_token: false,
+            set_authorization: false,
         };
-        let secrets: Vec<_> = session
-            .secrets
-            .iter()
-            .map(|s| s.read())
-            .collect::<Result<_, _>>()?;
-        let sealer = super::Sealer::new(&secrets).map_err(|e| e.to_string())?;
-        Ok(Self {
-            redirects: super::RedirectPolicy::new(&[]),
-            settings,
-            session,
-            sealer,
-            backend: Backend::Dev(users),
-            rules,
-            refreshes: std::sync::Mutex::new(HashMap::new()),
-            clock: crate::auth::jwt::system_clock,
-        })
+        Self::assemble(settings, session, Backend::Dev(users), rules)
     }
 }
 
@@ -161,7 +148,7 @@ pub(super) fn page(login: &Login, users: &[DevUser], state: &str) -> Response<Bo
 }
 
 /// The picker's answer: a session for the chosen user and roles.
-pub(super) fn finish(
+pub(super) async fn finish(
     login: &Login,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
@@ -209,6 +196,9 @@ pub(super) fn finish(
         ends,
         refresh_token: None,
         id_token: None,
+        claims: serde_json::Map::new(),
+        access_token: None,
+        sid: None,
     };
     // The same rules as every other session, checked before it is made.
     if let Err(error) = login.principal(&data) {
@@ -216,7 +206,7 @@ pub(super) fn finish(
             "This identity cannot be sent to the app unambiguously: {error}."
         ));
     }
-    match login.session_cookies(&data, headers) {
+    match login.create_session(&data, headers).await {
         Ok(mut cookies) => {
             cookies.extend(clear_flow.iter().cloned());
             tracing::info!(user = %data.subject, roles = ?data.roles, "signed in (development login)");

@@ -62,6 +62,7 @@ type OidcClient = oauth2::Client<
 /// Tokens from the token endpoint.
 #[derive(Debug, Clone)]
 pub struct Tokens {
+    pub access_token: String,
     pub id_token: Option<String>,
     pub refresh_token: Option<String>,
     pub expires_in: Option<Duration>,
@@ -106,7 +107,7 @@ impl FlowSecrets {
 
 pub struct Provider {
     settings: LoginSettings,
-    client_secret: Option<Secret<String>>,
+    client_secret: ArcSwapOption<Secret<String>>,
     http: reqwest::Client,
     metadata: ArcSwapOption<Metadata>,
     loaded: watch::Sender<bool>,
@@ -128,11 +129,16 @@ impl Provider {
     ) -> Arc<Self> {
         Arc::new(Self {
             settings,
-            client_secret,
+            client_secret: ArcSwapOption::from(client_secret.map(Arc::new)),
             http,
             metadata: ArcSwapOption::empty(),
             loaded: watch::channel(false).0,
         })
+    }
+
+    /// The client secret from now on (its file changed).
+    pub fn set_client_secret(&self, secret: Secret<String>) {
+        self.client_secret.store(Some(Arc::new(secret)));
     }
 
     pub fn issuer(&self) -> &str {
@@ -215,7 +221,7 @@ impl Provider {
             .set_redirect_uri(
                 RedirectUrl::new(self.settings.redirect_url.clone()).map_err(invalid)?,
             );
-        if let Some(secret) = &self.client_secret {
+        if let Some(secret) = self.client_secret.load().as_deref() {
             client = client.set_client_secret(ClientSecret::new(secret.expose().clone()));
         }
         Ok(client)
@@ -325,6 +331,7 @@ pub struct HttpError(String);
 
 fn tokens(response: &TokenResponseWithId) -> Tokens {
     Tokens {
+        access_token: response.access_token().secret().clone(),
         id_token: response.extra_fields().id_token.clone(),
         refresh_token: response.refresh_token().map(|t| t.secret().clone()),
         expires_in: response.expires_in(),

@@ -1,6 +1,6 @@
 //! Small HTML pages for people: the 403 page (who you are, what the route needs, a way to sign
-//! out) and login errors (what happened and what to do). They show nothing internal; every
-//! value that came from a request or a token is escaped.
+//! out), login errors (what happened and what to do) and the signed-out pages. They show
+//! nothing internal; every value that came from a request or a token is escaped.
 
 use http::{Response, StatusCode};
 
@@ -88,6 +88,44 @@ pub fn login_error(failure: LoginFailure, start: &str) -> Response<Body> {
     page(status, title, &body)
 }
 
+/// 503 for a person whose session cannot be checked (the session store is down): nothing is
+/// cleared, and trying again shortly works.
+pub fn store_unavailable() -> Response<Body> {
+    let mut response = page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-in is temporarily unavailable",
+        "<p>Your session cannot be checked right now. You are still signed in: \
+try again in a moment.</p>",
+    );
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("2"),
+    );
+    response
+}
+
+/// `signed_out`: where the provider sends the browser after logout (register it as the
+/// post-logout redirect URI).
+pub fn signed_out(start: &str) -> Response<Body> {
+    let body = format!(
+        "<p>You have signed out. You can close this window.</p><p><a href=\"{}\">Sign in again</a></p>",
+        escape(start)
+    );
+    page(StatusCode::OK, "You are signed out", &body)
+}
+
+/// Sign-out while the provider's configuration is not loaded: our cookies are cleared, but
+/// the provider could not be asked to end its session, so signing in again may not ask for a
+/// password. Say so rather than pretend.
+pub fn signed_out_here_only(start: &str, sign_out: &str) -> Response<Body> {
+    let body = format!(
+        "<p>You have signed out of this site, but the sign-in provider cannot be reached right now, so your session there may still be open: anyone using this browser could sign in again without a password.</p><p>Close the browser, or <a href=\"{}\">try signing out at the provider again</a> in a moment.</p><p><a href=\"{}\">Sign in again</a></p>",
+        escape(sign_out),
+        escape(start)
+    );
+    page(StatusCode::OK, "You are signed out here", &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +139,22 @@ mod tests {
             "/oauth2/sign_out",
         );
         assert_eq!(response.status(), 403);
+    }
+
+    async fn text(response: Response<Body>) -> String {
+        use http_body_util::BodyExt;
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn signed_out_pages_link_to_sign_in_again() {
+        let page = text(signed_out("/oauth2/start?rd=%2F")).await;
+        assert!(page.contains("You are signed out"), "{page}");
+        assert!(page.contains("href=\"/oauth2/start?rd=%2F\""), "{page}");
+        let page = text(signed_out_here_only("/s?a=1&b", "/oauth2/sign_out")).await;
+        assert!(page.contains("may still be open"), "{page}");
+        assert!(page.contains("href=\"/s?a=1&amp;b\""), "{page}");
+        assert!(page.contains("href=\"/oauth2/sign_out\""), "{page}");
     }
 }

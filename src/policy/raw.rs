@@ -9,7 +9,7 @@
 //!     path: /admin/**      # or `paths: [..]`; `*` one segment, `**` any depth
 //!     methods: [GET, POST] # default: any method
 //!     host: app.example    # default: any host; `*.example.com` matches one label
-//!     auth: bearer         # none | bearer | session | any (default any)
+//!     auth: bearer         # none | bearer | session | mtls | any (default any)
 //!     on_unauthenticated: deny   # or redirect; default: redirect browsers, 401 for APIs
 //!     require:
 //!       roles:  { any_of: [admin], all_of: [] }
@@ -59,7 +59,9 @@ pub struct RawRoute {
     pub methods: Option<Vec<S<String>>>,
     /// Host (without port) the route applies to; absent means any.
     pub host: Option<S<String>>,
-    /// `none`, `bearer`, `session` or `any`. Default `any`.
+    /// `none`, `bearer`, `session`, `mtls` (a client certificate, see `tls.client_auth`) or
+    /// `any` (a bearer token if sent, else a client certificate if the connection has one,
+    /// else the session). Default `any`.
     pub auth: Option<S<String>>,
     /// What an unauthenticated caller gets: `redirect` (to the login), `deny` (401), or, when
     /// absent, a redirect for browser navigations and 401 for everything else.
@@ -77,6 +79,11 @@ pub struct RawRequire {
     /// Claim path (`realm_access.roles`, `email_verified`) to matcher. A claim that is an
     /// array matches when any element matches.
     pub claims: Option<BTreeMap<String, RawClaim>>,
+    /// The caller's email must be in one of these domains: `example.com` exactly,
+    /// `*.example.com` any subdomain of it (not `example.com` itself), `*` any email at all.
+    /// Case is ignored; a caller without an email is refused (403). oauth2-proxy's
+    /// `email_domains`.
+    pub email_domains: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -346,3 +346,36 @@ fn a_route_without_a_name_is_reported_at_the_route() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn email_domains_match_exactly_by_subdomain_or_any() {
+    let p = policy(
+        "version: 1\nroutes:\n  - name: corp\n    path: /**\n    require:\n      email_domains: [Example.com, '*.corp.example.org']\n",
+    )
+    .unwrap();
+    let rule = &p.rules[0];
+    let with = |email: Option<&str>| {
+        let mut principal = who(&[], &[], json!({}));
+        principal.email = email.map(str::to_owned);
+        rule.authorize(Some(&principal))
+    };
+    assert_eq!(with(Some("a@example.COM")), Decision::Allow);
+    assert_eq!(with(Some("a@eu.corp.example.org")), Decision::Allow);
+    for email in [
+        None,
+        Some("a@corp.example.org"),
+        Some("a@badexample.com"),
+        Some("a@example.com.evil"),
+        Some("example.com"),
+        Some("@example.com"),
+    ] {
+        assert!(matches!(with(email), Decision::Forbidden(_)), "{email:?}");
+    }
+    assert!(email_in_domains("x@any.where", &["*".into()]));
+    let errors = policy(
+        "version: 1\nroutes:\n  - name: r\n    path: /**\n    require:\n      email_domains: ['a@b.com', '*']\n",
+    )
+    .unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].field.ends_with("email_domains[0]"), "{errors:?}");
+}

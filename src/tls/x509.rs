@@ -1,6 +1,7 @@
-//! Just enough DER to read what the certificate store needs from a certificate: its expiry
-//! and its subject alternative names. Certificates come from our own config, but the reader
-//! still treats them as untrusted input: every length is checked and nothing panics.
+//! Just enough DER to read what the certificate store and client authentication need from a
+//! certificate: its expiry, its subject alternative names (DNS, IP, URI) and its subject's
+//! common name. Client certificates are read only after rustls verified their chain, but the
+//! reader treats every input as untrusted: every length is checked and nothing panics.
 
 use std::net::IpAddr;
 
@@ -12,9 +13,14 @@ pub struct CertInfo {
     /// DNS names from the subject alternative names, lowercased.
     pub dns_names: Vec<String>,
     pub ip_addresses: Vec<IpAddr>,
+    /// URI names from the subject alternative names (`spiffe://...`), as written.
+    pub uris: Vec<String>,
+    /// The subject's first common name (`CN`), when it is a text string.
+    pub common_name: Option<String>,
 }
 
 const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11]; // 2.5.29.17
+const COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03]; // 2.5.4.3
 
 pub fn parse(der: &[u8]) -> Option<CertInfo> {
     let (_, certificate) = Der(der).next_tagged(0x30)?;
@@ -29,12 +35,14 @@ pub fn parse(der: &[u8]) -> Option<CertInfo> {
     let mut validity = Der(tbs.next_tagged(0x30)?.1);
     validity.next()?; // notBefore
     let not_after = time_value(validity.next()?)?;
-    tbs.next_tagged(0x30)?; // subject
+    let (_, subject) = tbs.next_tagged(0x30)?;
     tbs.next_tagged(0x30)?; // subjectPublicKeyInfo
     let mut info = CertInfo {
         not_after,
         dns_names: Vec::new(),
         ip_addresses: Vec::new(),
+        uris: Vec::new(),
+        common_name: common_name(subject),
     };
     while let Some((tag, value)) = tbs.next() {
         if tag == 0xa3 {
@@ -64,6 +72,11 @@ fn read_extensions(explicit: &[u8], info: &mut CertInfo) -> Option<()> {
                         info.dns_names.push(dns.to_ascii_lowercase());
                     }
                 }
+                0x86 => {
+                    if let Ok(uri) = std::str::from_utf8(name) {
+                        info.uris.push(uri.to_owned());
+                    }
+                }
                 0x87 => match name.len() {
                     4 => info
                         .ip_addresses
@@ -78,6 +91,30 @@ fn read_extensions(explicit: &[u8], info: &mut CertInfo) -> Option<()> {
         }
     }
     Some(())
+}
+
+/// The first `CN` of a Name (a SEQUENCE of SETs of `{type, value}`), when it is a
+/// UTF8String, PrintableString, IA5String or TeletexString read as UTF-8.
+fn common_name(name: &[u8]) -> Option<String> {
+    let mut sets = Der(name);
+    while let Some((_, set)) = sets.next() {
+        let mut attributes = Der(set);
+        while let Some((_, attribute)) = attributes.next() {
+            let mut fields = Der(attribute);
+            let Some((_, oid)) = fields.next_tagged(0x06) else {
+                continue;
+            };
+            if oid != COMMON_NAME {
+                continue;
+            }
+            let (tag, value) = fields.next()?;
+            return match tag {
+                0x0c | 0x13 | 0x16 | 0x14 => std::str::from_utf8(value).ok().map(str::to_owned),
+                _ => None,
+            };
+        }
+    }
+    None
 }
 
 /// UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime (`YYYYMMDDHHMMSSZ`) to Unix seconds.
@@ -165,6 +202,30 @@ mod tests {
             ]
         );
         assert_eq!(info.not_after, 1_940_889_600); // 2031-07-04T00:00:00Z
+    }
+
+    #[test]
+    fn reads_uri_names_and_the_common_name() {
+        let mut params = rcgen::CertificateParams::new(vec!["svc.test".to_owned()]).unwrap();
+        params.subject_alt_names.push(rcgen::SanType::URI(
+            "spiffe://example.org/ns/a/sa/b".try_into().unwrap(),
+        ));
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Acme");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "billing-job");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let info = parse(params.self_signed(&key).unwrap().der()).unwrap();
+        assert_eq!(info.uris, ["spiffe://example.org/ns/a/sa/b"]);
+        assert_eq!(info.dns_names, ["svc.test"]);
+        assert_eq!(info.common_name.as_deref(), Some("billing-job"));
+        let mut bare = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        bare.distinguished_name = rcgen::DistinguishedName::new();
+        let info = parse(bare.self_signed(&key).unwrap().der()).unwrap();
+        assert_eq!(info.common_name, None);
+        assert!(info.uris.is_empty());
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! Shared by the integration tests: a real CA and certificates (rcgen, through
 //! `gatehouse::devcerts`), real upstream servers on `127.0.0.1:0`, real TLS clients that trust
 //! that CA, Gatehouse started in-process or as the real binary, OpenID providers (`idp` for
-//! keys, `oidc_idp` for browser login) and a test browser (`browser`).
+//! keys, `oidc_idp` for browser login), a test browser (`browser`) and a real Redis
+//! (`redis_server`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
+pub mod clientcerts;
 pub mod idp;
 pub mod oidc_idp;
+pub mod opaque_idp;
 pub mod raw;
+pub mod redis_server;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;

@@ -39,6 +39,10 @@ pub struct User {
     pub sub: String,
     pub roles: Vec<String>,
     pub email: Option<String>,
+    /// The provider's session id, sent as `sid` in ID tokens.
+    pub sid: Option<String>,
+    /// More claims of the ID token.
+    pub extra: serde_json::Map<String, Value>,
 }
 
 impl User {
@@ -47,6 +51,8 @@ impl User {
             sub: sub.to_owned(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
             email: Some(format!("{sub}@example.com")),
+            sid: Some(format!("sid-of-{sub}")),
+            extra: serde_json::Map::new(),
         }
     }
 }
@@ -85,7 +91,7 @@ struct Faults {
 struct State {
     issuer: String,
     signer: Signer,
-    client_secret: Option<String>,
+    client_secret: Mutex<Option<String>>,
     user: Mutex<User>,
     /// `expires_in` of token responses (none when `None`).
     expires_in: Mutex<Option<u64>>,
@@ -98,6 +104,8 @@ struct State {
     grants: Mutex<HashMap<String, Grant>>,
     /// Refresh tokens that are still valid, each with its user.
     refresh_tokens: Mutex<HashMap<String, User>>,
+    /// Every access token issued, in order.
+    access_tokens: Mutex<Vec<String>>,
     authorizations: Mutex<Vec<Authorization>>,
     logouts: Mutex<Vec<HashMap<String, String>>>,
     code_exchanges: AtomicUsize,
@@ -119,7 +127,7 @@ impl OidcIdp {
         let state = Arc::new(State {
             issuer: format!("http://{addr}"),
             signer: Signer::generate(Algorithm::ES256, "oidc-1").unwrap(),
-            client_secret: client_secret.map(str::to_owned),
+            client_secret: Mutex::new(client_secret.map(str::to_owned)),
             user: Mutex::new(user),
             expires_in: Mutex::new(Some(300)),
             end_session: Mutex::new(true),
@@ -128,6 +136,7 @@ impl OidcIdp {
             faults: Mutex::new(Faults::default()),
             grants: Mutex::new(HashMap::new()),
             refresh_tokens: Mutex::new(HashMap::new()),
+            access_tokens: Mutex::new(Vec::new()),
             authorizations: Mutex::new(Vec::new()),
             logouts: Mutex::new(Vec::new()),
             code_exchanges: AtomicUsize::new(0),
@@ -228,6 +237,16 @@ impl OidcIdp {
     /// Token requests with `grant_type=refresh_token` so far (successful or not).
     pub fn refreshes(&self) -> usize {
         self.state.refreshes.load(Ordering::SeqCst)
+    }
+
+    /// The token endpoint expects this client secret from now on (a rotation at the provider).
+    pub fn set_client_secret(&self, secret: &str) {
+        *self.state.client_secret.lock().unwrap() = Some(secret.to_owned());
+    }
+
+    /// Every access token issued so far, in order.
+    pub fn access_tokens(&self) -> Vec<String> {
+        self.state.access_tokens.lock().unwrap().clone()
     }
 
     pub fn stop(&self) {
@@ -398,7 +417,8 @@ fn client_authenticated(
     authorization: Option<&str>,
     form: &HashMap<String, String>,
 ) -> bool {
-    let Some(secret) = &state.client_secret else {
+    let secret = state.client_secret.lock().unwrap().clone();
+    let Some(secret) = &secret else {
         return form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
             && authorization.is_none();
     };
@@ -429,6 +449,12 @@ fn tokens(state: &State, user: &User, nonce: Option<&str>) -> Response<BoxBody> 
     if let Some(email) = &user.email {
         claims["email"] = json!(email);
     }
+    if let Some(sid) = &user.sid {
+        claims["sid"] = json!(sid);
+    }
+    for (name, value) in &user.extra {
+        claims[name] = value.clone();
+    }
     if let Some(nonce) = nonce {
         claims["nonce"] = json!(if faults.wrong_nonce {
             "another-nonce".to_owned()
@@ -442,8 +468,14 @@ fn tokens(state: &State, user: &User, nonce: Option<&str>) -> Response<BoxBody> 
         .lock()
         .unwrap()
         .insert(refresh_token.clone(), user.clone());
+    let access_token = random();
+    state
+        .access_tokens
+        .lock()
+        .unwrap()
+        .push(access_token.clone());
     let mut body = json!({
-        "access_token": random(),
+        "access_token": access_token,
         "token_type": "Bearer",
         "refresh_token": refresh_token,
         "id_token": state.signer.sign(&claims).unwrap(),

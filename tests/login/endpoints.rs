@@ -173,13 +173,13 @@ async fn sign_out_clears_the_session_and_ends_it_at_the_provider() {
 async fn userinfo_and_auth_answer_for_a_session_or_a_bearer_token() {
     let fx = Fixture::with(Options {
         bearer_audience: Some("api"),
+        extra: "trusted_proxies: [127.0.0.1/32]\n",
         ..Options::default()
     })
     .await;
     let mut browser = fx.browser();
-    for path in ["/oauth2/userinfo", "/oauth2/auth"] {
-        assert_401_json(&browser.fetch(path).await, path);
-    }
+    assert_401_json(&browser.fetch("/oauth2/userinfo").await, "userinfo");
+    assert_401_json(&ask_forward_auth(&mut browser, "/app/x").await, "auth");
 
     fx.login(&mut browser, "/app/x").await;
     let response = browser.fetch("/oauth2/userinfo").await;
@@ -191,7 +191,7 @@ async fn userinfo_and_auth_answer_for_a_session_or_a_bearer_token() {
     assert_eq!(info["groups"], serde_json::json!(["dev"]));
     assert_eq!(info["issuer"], fx.idp.issuer());
 
-    let response = browser.fetch("/oauth2/auth").await;
+    let response = ask_forward_auth(&mut browser, "/app/x").await;
     assert_eq!(response.status(), 202);
     let header = |r: &Response<Bytes>, name: &str| {
         r.headers()
@@ -226,6 +226,7 @@ async fn userinfo_and_auth_answer_for_a_session_or_a_bearer_token() {
         http::Request::get(path)
             .header("host", "localhost")
             .header("authorization", format!("Bearer {token}"))
+            .header("x-forwarded-uri", "/api/orders")
             .body(empty())
             .unwrap()
     };

@@ -11,6 +11,7 @@ use super::*;
 async fn an_id_token_with_a_comma_role_or_a_control_character_makes_no_session() {
     let fx = Fixture::with(Options {
         bearer_audience: Some("api"),
+        extra: "trusted_proxies: [127.0.0.1/32]\n",
         ..Options::default()
     })
     .await;
@@ -38,6 +39,7 @@ async fn an_id_token_with_a_comma_role_or_a_control_character_makes_no_session()
         let request = http::Request::get(path)
             .header("host", "localhost")
             .header("authorization", format!("Bearer {token}"))
+            .header("x-forwarded-uri", "/api/x")
             .body(empty())
             .unwrap();
         let response = fx.client().h1(request).await;
@@ -84,7 +86,7 @@ async fn a_session_is_checked_again_when_it_is_restored() {
 #[tokio::test]
 async fn with_json_lists_a_comma_role_signs_in_but_forward_auth_refuses_it() {
     let fx = Fixture::with(Options {
-        extra: "identity:\n  list_format: json\n",
+        extra: "identity:\n  list_format: json\ntrusted_proxies: [127.0.0.1/32]\n",
         ..Options::default()
     })
     .await;
@@ -103,14 +105,14 @@ async fn with_json_lists_a_comma_role_signs_in_but_forward_auth_refuses_it() {
         serde_json::json!(["reader,admin", "dev"])
     );
     // `X-Auth-Request-Groups` is comma-joined, as oauth2-proxy sends it: it cannot say this.
-    let response = browser.fetch("/oauth2/auth").await;
+    let response = ask_forward_auth(&mut browser, "/app/x").await;
     assert_401_json_invalid(&response);
     assert!(response.headers().get("x-auth-request-user").is_none());
     // Without such a role the answer is the usual one.
     fx.idp.set_user(User::new("bob", &["a", "b"]));
     let mut browser = fx.browser();
     fx.login(&mut browser, "/app/x").await;
-    let response = browser.fetch("/oauth2/auth").await;
+    let response = ask_forward_auth(&mut browser, "/app/x").await;
     assert_eq!(response.status(), 202);
     assert_eq!(response.headers()["x-auth-request-groups"], "a,b");
 }

@@ -165,7 +165,7 @@ async fn a_large_session_is_split_into_chunks_under_4096_bytes() {
 }
 
 /// An HTTP/2 connection to Gatehouse, for concurrent streams.
-async fn h2_sender(client: &Client) -> SendRequest<BoxBody> {
+pub(super) async fn h2_sender(client: &Client) -> SendRequest<BoxBody> {
     let config = client_config(&client.ca, &[b"h2"]);
     let tls = tls_connect(client.addr, &client.server_name, config)
         .await
@@ -272,4 +272,71 @@ async fn logging_in_over_a_planted_session_makes_a_new_one() {
     // The attacker's own session is still the attacker's, not the victim's.
     assert_eq!(attacker.navigate("/app/mine").await.status(), 200);
     assert_eq!(fx.last_seen().header("x-user-id"), Some("mallory"));
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_at_refresh_keeps_the_cookie_session() {
+    let fx = Fixture::start().await;
+    fx.idp.set_expires_in(Some(1));
+    let mut browser = fx.browser();
+    fx.login(&mut browser, "/app/x").await;
+    wait_until(fx.session(&browser).expires + 1).await;
+    let refreshes = fx.idp.refreshes();
+    fx.idp
+        .fail_token_endpoint(Some(http::StatusCode::BAD_GATEWAY));
+    let response = browser.navigate("/app/while-down").await;
+    assert_eq!(response.status(), 200, "{}", body_text(&response));
+    assert!(
+        set_cookies(&response).is_empty(),
+        "nothing cleared, nothing new"
+    );
+    assert_eq!(fx.last_seen().header("x-user-id"), Some("alice"));
+    assert_eq!(fx.idp.refreshes(), refreshes + 1, "tried once");
+    // Until the retry, requests are served without asking the provider again.
+    assert_eq!(browser.fetch("/app/again").await.status(), 200);
+    assert_eq!(fx.idp.refreshes(), refreshes + 1);
+}
+
+#[tokio::test]
+async fn secrets_rotate_without_a_restart() {
+    let fx = Fixture::with(Options {
+        secrets: vec!["a", "b"],
+        ..Options::default()
+    })
+    .await;
+    let mut old = fx.browser();
+    fx.login(&mut old, "/app/x").await;
+    let dir = fx.pki.dir.path();
+    let first = std::fs::read_to_string(dir.join("secret-a")).unwrap();
+    assert!(fx.session_with(&old, &["a"]).is_some());
+
+    // The operator moves the current secret to the second file and writes a new first one;
+    // the provider's client secret rotates too. Nothing restarts.
+    std::fs::write(dir.join("secret-b"), &first).unwrap();
+    std::fs::write(
+        dir.join("secret-a"),
+        format!("{}{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4()),
+    )
+    .unwrap();
+    let rotated = "the client secret after rotation";
+    fx.idp.set_client_secret(rotated);
+    std::fs::write(dir.join("client-secret"), rotated).unwrap();
+
+    // New logins soon seal with the new secret and authenticate with the new client secret.
+    let fx = &fx;
+    eventually(
+        "new sessions are sealed with the new secret",
+        WAIT,
+        || async move {
+            let mut new = fx.browser();
+            let visit = new.visit("/app/y").await;
+            visit.status() == 200 && fx.session_with(&new, &["a"]).is_some()
+        },
+    )
+    .await;
+    // The session sealed before still opens (with the second secret), without a new login.
+    let logins = fx.idp.code_exchanges();
+    assert_eq!(old.navigate("/app/still").await.status(), 200);
+    assert_eq!(fx.idp.code_exchanges(), logins);
+    assert!(fx.session_with(&old, &["a"]).is_none() && fx.session_with(&old, &["b"]).is_some());
 }

@@ -1,7 +1,8 @@
 //! Per-connection activity, for closing connections that sit idle.
 //!
 //! A connection is idle when no request is in flight on it; a request stays in flight until
-//! its response body has been sent (the guard lives in the response body).
+//! its response body has been sent (the guard lives in the response body). Its own module so
+//! that `body` holds the guard without importing `server`.
 
 use std::sync::Arc;
 use std::sync::Mutex;
