@@ -453,7 +453,7 @@ routes:
 ";
     let file = PathBuf::from("policies/cors.yaml");
     let errors = gatehouse::policy::parse(&[(file.clone(), text.to_owned())]).unwrap_err();
-    let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
+    let found: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
     let expected = [
         (6, "routes[0].cors.preflight"),
         (11, "routes[1].cors.allowed_origins"),
