@@ -27,6 +27,7 @@ use oauth2::url::form_urlencoded;
 
 use crate::auth::Principal;
 use crate::body::{self, Body};
+use crate::cors::{self, PreflightMode};
 use crate::error::{Credential, ProxyError};
 use crate::headers::single_value;
 use crate::login;
@@ -217,6 +218,12 @@ pub async fn answer(
 ) -> Result<Response<Body>, ProxyError> {
     let trusted = app.trusted_proxies.contains(conn.info.peer.ip());
     let original = original(request.headers(), trusted, own)?;
+    // A preflight (the original method with the browser's CORS headers) carries no credential.
+    if let Some(ask) = cors::Preflight::of(&original.method, request.headers(), true)
+        .map_err(ProxyError::BadRequest)?
+    {
+        return Ok(preflight(app, &original, &ask));
+    }
     let constraints = Constraints::parse(request.uri().query());
     let policy = app.policy.load();
     let (name, mode, rule) =
@@ -243,8 +250,14 @@ pub async fn answer(
         (Some(rule), Some(p)) => rule.authorize(Some(p)),
         (None, Some(_)) => Decision::Allow,
     };
-    let refused =
-        |error: ProxyError| login::with_cookies(error.into_response(), &caller.set_cookies);
+    let origin = request.headers().get(http::header::ORIGIN);
+    let refused = |error: ProxyError| {
+        let mut response = login::with_cookies(error.into_response(), &caller.set_cookies);
+        if let Some(cors) = rule.and_then(|r| r.cors.as_deref()) {
+            cors.decorate_denial(origin, &mut response);
+        }
+        response
+    };
     let principal = match (decision, principal) {
         (Decision::Unauthenticated, _) => {
             telemetry::decision(name, Outcome::Unauthenticated);
@@ -278,6 +291,42 @@ pub async fn answer(
         }
     };
     Ok(login::with_cookies(response, &caller.set_cookies))
+}
+
+/// A preflight the proxy in front asks about, judged by the route of the request it announces
+/// and never authenticated: 202 with no identity when the route's `cors` lets it through
+/// (`pass`, or `answer` and the lists match; the allow headers then ride along for a proxy
+/// that copies them), 403 otherwise. Never 401: a login cannot help a preflight.
+fn preflight(app: &App, original: &Original, ask: &cors::Preflight) -> Response<Body> {
+    let policy = app.policy.load();
+    let accepted = || {
+        let mut response = Response::new(body::empty());
+        *response.status_mut() = StatusCode::ACCEPTED;
+        response
+    };
+    let (name, cors) = match policy.route(&ask.method, &original.path, original.host.as_deref()) {
+        Route::Rule(rule) => (rule.name.as_str(), rule.cors.as_deref()),
+        Route::Default(DefaultAction::Allow) => {
+            telemetry::decision("(default)", Outcome::Allow);
+            return accepted();
+        }
+        Route::Default(DefaultAction::Deny) => ("(default)", None),
+    };
+    let response = match cors {
+        Some(c) if c.preflight == PreflightMode::Pass => accepted(),
+        Some(c) if c.check(ask).is_ok() => {
+            let mut response = accepted();
+            c.allow_headers(response.headers_mut(), ask);
+            response
+        }
+        _ => cors::refused_preflight(),
+    };
+    let outcome = match response.status() {
+        StatusCode::ACCEPTED => Outcome::Allow,
+        _ => Outcome::Forbidden,
+    };
+    telemetry::decision(name, outcome);
+    response
 }
 
 /// 202 with oauth2-proxy's `X-Auth-Request-*` headers and the configured identity headers, for

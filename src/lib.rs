@@ -18,6 +18,7 @@
 //! | `identity`  | stripping spoofed identity headers, injecting ours           |
 //! | `assertion` | the signed identity assertion and its JWKS                   |
 //! | `policy`    | route rules from `policies/`, matching and decisions         |
+//! | `cors`      | CORS preflights, allowed origins, CORS headers on denials    |
 //! | `auth`      | identity: the `Principal` and claim mapping                  |
 //! | `proxy`     | the pooled upstream client, upgrades, upstream errors        |
 //! | `compat`    | `compat.oauth2_proxy`: public `/ping` and `/ready`           |
@@ -46,6 +47,7 @@ pub mod body;
 pub mod cli;
 pub mod compat;
 pub mod config;
+pub mod cors;
 pub mod demo;
 pub mod devcerts;
 pub mod devissuer;

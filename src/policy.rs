@@ -5,6 +5,7 @@
 //! Pure: this module reads policy files and decides; it never imports the server, the stack
 //! or the proxy. The decision is an enum ([`Decision`]); mapping it to HTTP is `error`'s job.
 
+mod cors;
 mod glob;
 mod raw;
 
@@ -62,6 +63,8 @@ pub struct Rule {
     pub on_unauthenticated: OnUnauthenticated,
     pub require: Requirements,
     pub pass_authorization: bool,
+    /// The route's `cors` block; `None`: preflights are refused.
+    pub cors: Option<std::sync::Arc<crate::cors::Cors>>,
     pub origin: Origin,
 }
 
@@ -639,6 +642,10 @@ impl Validator {
                 "a route with `auth: none` cannot have requirements: nobody is authenticated there";
             self.error(file, &at, &field("require"), message);
         }
+        let cors = raw
+            .cors
+            .and_then(|c| self.cors(file, i, &at, c))
+            .map(std::sync::Arc::new);
         self.rules.push(Rule {
             name: name.value,
             paths,
@@ -648,6 +655,7 @@ impl Validator {
             on_unauthenticated,
             require,
             pass_authorization: raw.pass_authorization.is_some_and(|p| p.value),
+            cors,
             origin: Self::origin(file, &at, &field("name")),
         });
     }

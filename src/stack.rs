@@ -18,6 +18,7 @@ use crate::auth::cert::{CertError, CertRules, ClientCert};
 use crate::auth::jwt::{self, Authenticated, TokenError, TokenMemo, Verifier};
 use crate::auth::{AuthMethod, Principal};
 use crate::body::{AccessRecord, Body, Metered};
+use crate::cors::{self, Cors, PreflightMode};
 use crate::error::{Credential, ProxyError};
 use crate::forward_auth;
 use crate::framing;
@@ -160,6 +161,8 @@ pub async fn handle(
     );
 
     let browser = app.dev_mode && accepts_html(&request);
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let mut from_app = false;
     let version = request.version();
     // A gRPC client reads only gRPC answers: everything Gatehouse answers itself takes the
     // trailers-only form, and its deadline bounds the wait for the app.
@@ -220,6 +223,7 @@ pub async fn handle(
             }
             let response = match result {
                 Ok(mut response) => {
+                    from_app = true;
                     // Hop-by-hop headers of the upstream's connection stay with it.
                     headers::remove_hop_by_hop(response.headers_mut());
                     // hyper sends an HTTP/1.1 client only the trailers that `Trailer` names;
@@ -261,6 +265,13 @@ pub async fn handle(
         Ok(Admit::Refuse(error, set_cookies)) => login::with_cookies(refuse(error), &set_cookies),
         Err(error) => refuse(error),
     };
+
+    // CORS on the route: the app's answers in `answer` mode, Gatehouse's own 401 and 403.
+    match (&checked.cors, from_app) {
+        (Some(cors), true) => cors.decorate_forwarded(origin.as_ref(), response.headers_mut()),
+        (Some(cors), false) => cors.decorate_denial(origin.as_ref(), &mut response),
+        (None, _) => {}
+    }
 
     // 11. Record: the id goes back to the client; the log line is written when the body ends.
     response.headers_mut().insert(X_REQUEST_ID, request_id);
@@ -328,6 +339,8 @@ struct Checked {
     canonical: String,
     host: Option<String>,
     decision: Option<DecisionEvent>,
+    /// The matched route's CORS settings, for the headers of its answers.
+    cors: Option<Arc<Cors>>,
     /// The request's server span.
     trace: Option<opentelemetry::Context>,
 }
@@ -461,6 +474,22 @@ async fn admit(
         .headers_mut()
         .insert(X_REQUEST_ID, request_id.clone());
 
+    // 5a. A CORS preflight carries no credential: it is judged by the route of the request
+    //     it announces, never authenticated nor sent to the login.
+    let bodyless = hyper::body::Body::is_end_stream(request.body());
+    if let Some(ask) = cors::Preflight::of(request.method(), request.headers(), bodyless)
+        .map_err(ProxyError::BadRequest)?
+    {
+        return preflight(
+            app,
+            request,
+            canonical,
+            (host, upgrade, te_trailers),
+            checked,
+            &ask,
+        );
+    }
+
     // 5. Route match on (method, canonical path, host); the first rule wins.
     let policy = app.policy.load();
     let rule = match policy.route(request.method(), &canonical, host_name.as_deref()) {
@@ -488,6 +517,8 @@ async fn admit(
             return Err(ProxyError::NoRoute);
         }
     };
+
+    checked.cors.clone_from(&rule.cors);
 
     // 6. Authenticate as the rule asks. A public route never looks at credentials.
     //    Key fetches, introspection and session refreshes open their spans under this one.
@@ -883,4 +914,50 @@ fn forward(
         te_trailers,
         set_cookies,
     })
+}
+
+/// Step 5a: a CORS preflight on the route of the request it announces (see `cors`). `pass`
+/// forwards it with no identity, `answer` answers it here, and a route without `cors` (or the
+/// default deny) refuses it with 403 and no CORS headers. Under `default: allow` an unmatched
+/// preflight is forwarded, with no identity, like every unmatched request.
+fn preflight(
+    app: &App,
+    request: &mut Request<Incoming>,
+    canonical: String,
+    target: (Option<HeaderValue>, Option<Upgrade>, bool),
+    checked: &mut Checked,
+    ask: &cors::Preflight,
+) -> Result<Admit, ProxyError> {
+    let policy = app.policy.load();
+    let (name, cors) = match policy.route(&ask.method, &canonical, checked.host.as_deref()) {
+        Route::Rule(rule) => (rule.name.as_str(), rule.cors.as_deref()),
+        Route::Default(DefaultAction::Allow) => {
+            checked.decided(
+                DecisionEvent::new(audit::DEFAULT_ROUTE, Outcome::Allow, None)
+                    .because("default allow"),
+            );
+            request.headers_mut().remove(header::AUTHORIZATION);
+            return forward(app, request, canonical, target, None, Vec::new()).map(Admit::Forward);
+        }
+        Route::Default(DefaultAction::Deny) => (audit::DEFAULT_ROUTE, None),
+    };
+    if let Some(cors) = cors
+        && cors.preflight == PreflightMode::Pass
+    {
+        checked.decided(
+            DecisionEvent::new(name, Outcome::Allow, None).because("cors preflight passed"),
+        );
+        request.headers_mut().remove(header::AUTHORIZATION);
+        return forward(app, request, canonical, target, None, Vec::new()).map(Admit::Forward);
+    }
+    let (response, outcome) = match cors {
+        Some(cors) => cors.answer(ask),
+        None => (cors::refused_preflight(), Err(cors::Refused::NoCors)),
+    };
+    let event = match outcome {
+        Ok(()) => DecisionEvent::new(name, Outcome::Allow, None).because("cors preflight answered"),
+        Err(why) => DecisionEvent::new(name, Outcome::Forbidden, None).because(why.to_string()),
+    };
+    checked.decided(event);
+    Ok(Admit::Answer(response))
 }

@@ -19,6 +19,13 @@
 //!         tenant: { one_of: [acme, globex] }
 //!         department: { present: true }
 //!     pass_authorization: false   # forward the Authorization header (default: removed)
+//!     cors:                # CORS on this route (see `cors.rs`); absent: preflights get 403
+//!       preflight: answer  # answer (Gatehouse answers from the lists) | pass (to the app)
+//!       allowed_origins: [https://app.example.com, "https://*.example.com"]  # or ["*"]
+//!       allowed_methods: [PUT, DELETE]     # beyond GET, HEAD, POST
+//!       allowed_headers: [content-type, x-custom]
+//!       allow_credentials: true            # not with "*"
+//!       max_age: 600                       # seconds a browser may cache the answer
 //! ```
 
 use std::collections::BTreeMap;
@@ -69,6 +76,29 @@ pub struct RawRoute {
     pub require: Option<RawRequire>,
     /// Forward the client's `Authorization` header to the app (removed by default).
     pub pass_authorization: Option<S<bool>>,
+    /// CORS for this route. Without it a preflight on the route is refused (403).
+    pub cors: Option<RawCors>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    /// `answer` (default): Gatehouse answers preflights from the lists below; `pass`: they go
+    /// to the app with no identity and its answer comes back unchanged.
+    pub preflight: Option<S<String>>,
+    /// Exact origins (`https://app.example.com:8443`), `https://*.example.com` (one or more
+    /// labels before `example.com`, not `example.com` itself, same scheme and port), or `*`
+    /// alone (answered as `*`; not with `allow_credentials`). Required for `answer`; for
+    /// `pass`, the origins whose page may read Gatehouse's own 401 and 403.
+    pub allowed_origins: Option<Vec<S<String>>>,
+    /// Methods a preflight may ask for; GET, HEAD and POST need no listing.
+    pub allowed_methods: Option<Vec<S<String>>>,
+    /// Request headers a preflight may ask for (case is ignored).
+    pub allowed_headers: Option<Vec<S<String>>>,
+    /// Send `Access-Control-Allow-Credentials: true` (cookies, `Authorization`). Default false.
+    pub allow_credentials: Option<S<bool>>,
+    /// `Access-Control-Max-Age` in seconds; absent: not sent.
+    pub max_age: Option<S<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
