@@ -918,8 +918,9 @@ fn forward(
 
 /// Step 5a: a CORS preflight on the route of the request it announces (see `cors`). `pass`
 /// forwards it with no identity, `answer` answers it here, and a route without `cors` (or the
-/// default deny) refuses it with 403 and no CORS headers. Under `default: allow` an unmatched
-/// preflight is forwarded, with no identity, like every unmatched request.
+/// default deny) refuses it with 403 and no CORS headers, unless the route is public
+/// (`auth: none`). Under `default: allow` an unmatched preflight is forwarded, with no
+/// identity, like every unmatched request.
 fn preflight(
     app: &App,
     request: &mut Request<Incoming>,
@@ -930,6 +931,15 @@ fn preflight(
 ) -> Result<Admit, ProxyError> {
     let policy = app.policy.load();
     let (name, cors) = match policy.route(&ask.method, &canonical, checked.host.as_deref()) {
+        // A public route without `cors` lets its preflights through as it lets everything
+        // through: no identity, and the app answers.
+        Route::Rule(rule) if rule.cors.is_none() && rule.auth == AuthMode::None => {
+            checked.decided(
+                DecisionEvent::new(&rule.name, Outcome::Allow, None).because("public route"),
+            );
+            request.headers_mut().remove(header::AUTHORIZATION);
+            return forward(app, request, canonical, target, None, Vec::new()).map(Admit::Forward);
+        }
         Route::Rule(rule) => (rule.name.as_str(), rule.cors.as_deref()),
         Route::Default(DefaultAction::Allow) => {
             checked.decided(

@@ -269,10 +269,19 @@ async fn preflights_never_meet_the_login_or_routes_without_cors() {
         assert!(no_cors_allow(&r), "{path}");
         assert!(!r.headers().contains_key("location"), "{path}");
     }
-    // The preflight of a public route without `cors` is refused too (opt in with `pass`).
-    let r = client.h1(preflight("/public/x", APP, "GET", "")).await;
-    assert_eq!(r.status(), 403);
     assert!(s.app.seen().is_empty());
+    // A public route without `cors` lets its preflight through as it lets everything
+    // through: to the app, with no identity even when the client sends one.
+    let mut public = preflight("/public/x", APP, "GET", "");
+    public
+        .headers_mut()
+        .insert("x-user-id", "mallory".parse().unwrap());
+    let r = client.h1(public).await;
+    assert_eq!(r.status(), 200);
+    let seen = s.app.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "OPTIONS");
+    assert_eq!(seen[0].header("x-user-id"), None);
 }
 
 #[tokio::test]

@@ -341,11 +341,23 @@ fn gitlab_serving_tls_with_redirect_hosts_and_preflights() {
     );
     assert!(config.contains("admin: \"127.0.0.1:9100\""));
     let p = run.policy();
-    // skip_auth_preflight lets every OPTIONS through, as oauth2-proxy does.
+    // skip_auth_preflight lets every OPTIONS through, as oauth2-proxy does: a real CORS
+    // preflight is judged by the route of the request it announces, which passes it on.
     assert_eq!(
         outcome(&p, Method::OPTIONS, "/wiki/page", None),
         "skip-auth"
     );
+    for announced in [Method::GET, Method::PUT, Method::DELETE] {
+        let Route::Rule(rule) = p.route(&announced, "/wiki/page", Some("app.example.com")) else {
+            panic!("no route for {announced}");
+        };
+        let cors = rule.cors.as_deref().expect("the route has a cors block");
+        assert_eq!(
+            cors.preflight,
+            gatehouse::cors::PreflightMode::Pass,
+            "{announced}"
+        );
+    }
     // Unverified emails are accepted here (insecure_oidc_allow_unverified_email).
     let unverified = person("a@example.com", &[], false);
     assert_eq!(

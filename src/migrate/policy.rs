@@ -3,7 +3,9 @@
 //! API routes (`api_routes`: 401 instead of a login redirect), then everything else for a
 //! signed-in caller. Every authenticated rule carries the same requirements: the email
 //! domains (`email_domains`, with `email_verified` as oauth2-proxy checks it) and the groups
-//! or roles (`allowed_groups`, `allowed_roles`).
+//! or roles (`allowed_groups`, `allowed_roles`); with `skip_auth_preflight` also
+//! `cors: { preflight: pass }`, because a preflight is judged by the route of the request it
+//! announces, not by an `OPTIONS` rule.
 
 use std::fmt::Write as _;
 
@@ -16,7 +18,8 @@ impl Mapper {
         let mut out = String::from(
             "# Written by `gatehouse migrate oauth2-proxy` (see MIGRATION.md).\nversion: 1\ndefault: deny\nroutes:\n",
         );
-        let require = self.requirements();
+        // The keys every authenticated rule gets: the requirements, and the CORS mode.
+        let mut require = self.requirements();
         let mut n = 0;
         for option in ["skip_auth_routes", "skip_auth_regex"] {
             let Some(s) = self.take(option) else { continue };
@@ -47,9 +50,11 @@ impl Mapper {
                 self.mapped(
                     "skip_auth_preflight",
                     &s,
-                    "a route letting every OPTIONS request through without auth, as oauth2-proxy \
-                     does (not only real CORS preflights: review it)",
+                    "`cors: { preflight: pass }` on every authenticated route (CORS preflights \
+                     reach the app without auth), and a route letting every other OPTIONS \
+                     request through without auth, as oauth2-proxy does (review it)",
                 );
+                require.push_str("    cors: { preflight: pass }\n");
                 out.push_str(
                     "  - name: preflight\n    path: /**\n    methods: [OPTIONS]\n    auth: none\n",
                 );
