@@ -33,6 +33,7 @@
 //! | `demo`      | the embedded demo: config and echo upstream                  |
 //! | `migrate`   | `gatehouse migrate oauth2-proxy`: its options to our config   |
 //! | `login`     | browser login: OIDC flow, session cookies, `/oauth2/*` pages   |
+//! | `redirect`  | where a login may send the browser (`rd=`, allowed hosts)     |
 //! | `secret`    | secrets from files or env, redacted in `Debug`               |
 //! | `trust`     | the dev CA in and out of system and browser trust stores      |
 //! | `reload`    | watching files for changes                                   |
@@ -63,6 +64,7 @@ pub mod otel;
 pub mod path;
 pub mod policy;
 pub mod proxy;
+pub mod redirect;
 pub mod reload;
 pub mod secret;
 pub mod server;

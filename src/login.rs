@@ -12,7 +12,6 @@ pub mod cookie;
 mod dev;
 mod oidc;
 mod pages;
-mod redirect;
 mod session;
 pub mod store;
 
@@ -32,17 +31,17 @@ use crate::auth::jwks::Jwks;
 use crate::auth::jwt::{Expectations, TokenError, system_clock, verify_signed};
 use crate::auth::{AuthMethod, Principal};
 use crate::body::{self, Body};
+pub use crate::config::DevUser;
 use crate::config::{
     JwksSettings, JwksSource, LoginSettings, SessionSettings, SessionStore as SessionStoreSettings,
 };
 use crate::identity::IdentityRules;
+pub use crate::redirect::{Origin, RedirectPolicy};
 use crate::secret::Secret;
 pub use answers::{auth_answer, userinfo};
 pub use cookie::{SealError, Sealer};
-pub use dev::DevUser;
 pub use oidc::{FlowSecrets, Provider, ProviderError};
 pub use pages::LoginFailure;
-pub use redirect::{Origin, RedirectPolicy, allowed_host_problem};
 use session::{CreateError, RefreshCell, Store, kept_claims};
 pub use session::{SessionData, SessionState};
 use store::RedisStore;
@@ -73,7 +72,7 @@ enum Backend {
     /// A real OpenID provider, and the key cache for its ID tokens.
     Oidc(Arc<Provider>, Arc<Jwks>),
     /// Dev mode only: a local page where the developer picks a user and roles.
-    Dev(Vec<dev::DevUser>),
+    Dev(Vec<DevUser>),
 }
 
 pub struct Login {

@@ -18,57 +18,10 @@ use super::pages::{self, escape};
 use super::{Backend, Login, LoginFailure, SessionData, random_hex, redirect, with_cookies};
 use crate::auth::ClaimMapping;
 use crate::body::Body;
-use crate::config::{DEFAULT_ALGORITHMS, SessionSettings};
+use crate::config::dev_user::{split_roles, valid};
+use crate::config::{DEFAULT_ALGORITHMS, DevUser, SessionSettings};
 use crate::devissuer;
 use crate::identity::IdentityRules;
-
-/// A user offered on the dev login page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DevUser {
-    pub name: String,
-    pub roles: Vec<String>,
-}
-
-impl DevUser {
-    /// `alice=admin,dev` or `bob`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (name, roles) = text.split_once('=').unwrap_or((text, ""));
-        let name = name.trim();
-        if !valid(name) {
-            return Err(format!(
-                "`{name}` is not a user name (letters, digits, `.`, `_`, `-`, `@`)"
-            ));
-        }
-        let roles = split_roles(roles)?;
-        Ok(Self {
-            name: name.to_owned(),
-            roles,
-        })
-    }
-}
-
-fn valid(text: &str) -> bool {
-    (1..=64).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-@:".contains(&b))
-}
-
-fn split_roles(text: &str) -> Result<Vec<String>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .map(|r| {
-            if valid(r) {
-                Ok(r.to_owned())
-            } else {
-                Err(format!(
-                    "`{r}` is not a role name: separate roles with commas, and use letters, digits, `.`, `_`, `-`, `@` and `:`"
-                ))
-            }
-        })
-        .collect()
-}
 
 /// The user and roles as picked or typed, or what is wrong with them, in words for the page.
 fn choice(user: &str, roles: &str) -> Result<(String, Vec<String>), String> {
