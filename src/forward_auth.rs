@@ -21,8 +21,7 @@
 //! `policy` and `path`; the pure parts ([`original`], [`Constraints`]) know nothing of either.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::{Method, Response, StatusCode};
 use oauth2::url::form_urlencoded;
 
 use crate::auth::Principal;
@@ -150,9 +149,19 @@ pub struct Constraints {
 }
 
 impl Constraints {
+    /// From the auth request's query string.
     pub fn parse(query: Option<&str>) -> Self {
+        Self::from_pairs(form_urlencoded::parse(query.unwrap_or_default().as_bytes()))
+    }
+
+    /// From the query's (name, value) pairs, in order; other names are ignored.
+    pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
         let mut constraints = Self::default();
-        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        for (key, value) in pairs {
             let list = match key.as_ref() {
                 "allowed_groups" => &mut constraints.groups,
                 "allowed_emails" => &mut constraints.emails,
@@ -160,6 +169,7 @@ impl Constraints {
                 _ => continue,
             };
             let items = value
+                .as_ref()
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
@@ -208,16 +218,17 @@ pub fn is_endpoint(app: &App, canonical: &str) -> bool {
     }
 }
 
-/// Answers the auth request: 202 with the identity, or the refusal as the error.
+/// Answers the auth request (its headers, its query's constraints): 202 with the identity,
+/// or the refusal as the error.
 pub async fn answer(
     app: &App,
     conn: &Connection,
-    request: &Request<Incoming>,
+    headers: &HeaderMap,
+    constraints: Constraints,
     own: Own<'_>,
 ) -> Result<Response<Body>, ProxyError> {
     let trusted = app.trusted_proxies.contains(conn.info.peer.ip());
-    let original = original(request.headers(), trusted, own)?;
-    let constraints = Constraints::parse(request.uri().query());
+    let original = original(headers, trusted, own)?;
     let policy = app.policy.load();
     let (name, mode, rule) =
         match policy.route(&original.method, &original.path, original.host.as_deref()) {
@@ -233,7 +244,7 @@ pub async fn answer(
         AuthMode::None if !constraints.is_empty() => AuthMode::Any,
         mode => mode,
     };
-    let caller = stack::authenticate(app, conn, request, mode)
+    let caller = stack::authenticate(app, conn, headers, mode)
         .await
         .inspect_err(|_| telemetry::decision(name, Outcome::Unauthenticated))?;
     let principal = caller.authenticated.as_ref().map(|a| a.principal.as_ref());

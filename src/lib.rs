@@ -22,6 +22,7 @@
 //! | `proxy`     | the pooled upstream client, upgrades, upstream errors        |
 //! | `compat`    | `compat.oauth2_proxy`: public `/ping` and `/ready`           |
 //! | `error`     | the one mapping from errors to HTTP answers                  |
+//! | `endpoints` | the axum router of the endpoints under the login prefix       |
 //! | `forward_auth` | `/oauth2/auth`: the policy for the request a proxy describes |
 //! | `admin`     | `/healthz`, `/readyz`, `/metrics` on the admin listener      |
 //! | `telemetry` | logs, access log, metric names                               |
@@ -51,6 +52,7 @@ pub mod demo;
 pub mod devcerts;
 pub mod devissuer;
 pub mod devmode;
+pub mod endpoints;
 pub mod error;
 pub mod forward_auth;
 pub mod framing;

@@ -19,8 +19,8 @@ use crate::auth::cert::{CertError, CertRules, ClientCert};
 use crate::auth::jwt::{self, Authenticated, TokenError, TokenMemo, Verifier};
 use crate::auth::{AuthMethod, Principal};
 use crate::body::{AccessRecord, Body, Metered};
+use crate::endpoints;
 use crate::error::{Credential, ProxyError};
-use crate::forward_auth;
 use crate::framing;
 use crate::grpc;
 use crate::headers::{self, TrustedProxies, X_REQUEST_ID};
@@ -59,6 +59,8 @@ pub struct App {
     pub audit: Arc<Audit>,
     /// Request spans, when `telemetry.otlp` is set.
     pub tracing: Option<Arc<otel::Tracing>>,
+    /// The endpoints under the login prefix (`endpoints::router`).
+    pub endpoints: axum::Router,
 }
 
 /// How verified client certificates become identities.
@@ -147,8 +149,8 @@ pub struct Reset(#[source] h2::Error);
 
 /// Answers one request. `Err` only for an HTTP/2 client whose stream the app reset.
 pub async fn handle(
-    app: &App,
-    conn: &Connection,
+    app: &Arc<App>,
+    conn: &Arc<Connection>,
     mut request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Reset> {
     // 1. Identify and start recording first, so that every answer below, even a 400, carries
@@ -257,6 +259,11 @@ pub async fn handle(
             login::with_cookies(response, &forward.set_cookies)
         }
         // 4 and 8. Built-in endpoints and refusals answer here, never upstream.
+        Ok(Admit::Endpoint(call)) => match endpoints::answer(app, conn, call, request).await {
+            Ok(response) if grpc => grpc::from_answer(response, None),
+            Ok(response) => response,
+            Err(error) => refuse(error),
+        },
         Ok(Admit::Answer(response)) if grpc => grpc::from_answer(response, None),
         Ok(Admit::Answer(response)) => response,
         Ok(Admit::Refuse(error, set_cookies)) => login::with_cookies(refuse(error), &set_cookies),
@@ -306,8 +313,10 @@ fn refusal(error: ProxyError, version: http::Version, grpc: bool) -> Response<Bo
 /// What the checks decided.
 enum Admit {
     Forward(Forward),
-    /// Answered by Gatehouse itself (login endpoints, login redirects, HTML pages).
+    /// Answered by Gatehouse itself (probes, login redirects, HTML pages).
     Answer(Response<Body>),
+    /// For the endpoints under the login prefix, which take the request.
+    Endpoint(endpoints::Call),
     /// Refused, with cookies to set all the same (a session that ended on the way).
     Refuse(ProxyError, Vec<HeaderValue>),
 }
@@ -371,7 +380,7 @@ async fn admit(
 ) -> Result<Admit, ProxyError> {
     let hop = hygiene(app, conn, request)?;
     let target = target(request, &hop, checked)?;
-    if let Some(answered) = built_in(app, conn, request, &target).await {
+    if let Some(answered) = built_in(app, conn, request, &target) {
         return answered;
     }
     forwarding_headers(app, conn, request, request_id, &hop);
@@ -484,13 +493,14 @@ fn target(
     Ok(Target { canonical, host })
 }
 
-/// 4. Built-in endpoints, before routing: no policy can shadow or expose them. Forward-auth
-///    decides for the request the proxy in front describes (see `forward_auth`). `None` for
-///    every other path.
-async fn built_in(
+/// 4. Built-in endpoints, before routing: no policy can shadow or expose them. Those under
+///    the login prefix (forward-auth among them, which decides for the request the proxy in
+///    front describes) are answered by the `endpoints` router, which takes the request.
+///    `None` for every other path.
+fn built_in(
     app: &App,
     conn: &Connection,
-    request: &mut Request<Incoming>,
+    request: &Request<Incoming>,
     target: &Target,
 ) -> Option<Result<Admit, ProxyError>> {
     let canonical = target.canonical.as_str();
@@ -501,27 +511,18 @@ async fn built_in(
     {
         return Some(Ok(Admit::Answer(answer)));
     }
-    if forward_auth::is_endpoint(app, canonical) {
-        let own = forward_auth::Own {
-            method: request.method(),
-            path: canonical,
-            host: target.host.as_deref(),
-        };
-        return Some(
-            forward_auth::answer(app, conn, request, own)
-                .await
-                .map(Admit::Answer),
-        );
-    }
-    if let Some(login) = &app.login
-        && let Some(name) = login.endpoint_name(canonical)
-    {
+    if let Some(name) = endpoints::name(app, canonical) {
         // `rd=` may name this origin: the listener's scheme with the `Host` we were sent to.
         let origin = target
             .host
             .as_deref()
             .and_then(|h| login::Origin::new(conn.info.scheme, h));
-        return Some(endpoint(app, conn, login, name, request, origin.as_ref()).await);
+        return Some(Ok(Admit::Endpoint(endpoints::Call {
+            name,
+            canonical: target.canonical.clone(),
+            host: target.host.clone(),
+            origin,
+        })));
     }
     if let Some(assertions) = &app.assertions
         && assertions.published()
@@ -591,7 +592,7 @@ async fn identify(
     let span = checked.child("authenticate");
     let authenticated = otel::within(
         span.as_ref().map(Child::context),
-        authenticate(app, conn, request, rule.auth),
+        authenticate(app, conn, request.headers(), rule.auth),
     )
     .await;
     if let Some(span) = span {
@@ -713,10 +714,10 @@ fn inject(
 pub(crate) async fn authenticate(
     app: &App,
     conn: &Connection,
-    request: &Request<Incoming>,
+    headers: &http::HeaderMap,
     mode: AuthMode,
 ) -> Result<Caller, ProxyError> {
-    let has_token = request.headers().contains_key(header::AUTHORIZATION);
+    let has_token = headers.contains_key(header::AUTHORIZATION);
     let use_bearer = match mode {
         AuthMode::None => return Ok(Caller::default()),
         AuthMode::Bearer => true,
@@ -738,14 +739,14 @@ pub(crate) async fn authenticate(
     };
     if use_bearer {
         return Ok(Caller {
-            authenticated: bearer(app, &conn.memo, request).await?,
+            authenticated: bearer(app, &conn.memo, headers).await?,
             ..Caller::default()
         });
     }
     let Some(login) = &app.login else {
         return Ok(Caller::default());
     };
-    Ok(match login.session(request.headers()).await {
+    Ok(match login.session(headers).await {
         SessionState::None => Caller::default(),
         SessionState::Valid {
             principal,
@@ -843,83 +844,13 @@ fn original_target(canonical: &str, request: &Request<Incoming>) -> String {
     }
 }
 
-/// The built-in endpoints under the login prefix.
-async fn endpoint(
-    app: &App,
-    conn: &Connection,
-    login: &Login,
-    name: &str,
-    request: &mut Request<Incoming>,
-    origin: Option<&login::Origin>,
-) -> Result<Admit, ProxyError> {
-    if name == "backchannel_logout" {
-        return backchannel_logout(login, request).await;
-    }
-    let answered = login
-        .flow_endpoint(
-            name,
-            request.method(),
-            request.uri().query(),
-            request.headers(),
-            origin,
-        )
-        .await;
-    if let Some(response) = answered {
-        return Ok(Admit::Answer(response));
-    }
-    if name != "userinfo" {
-        return Ok(Admit::Answer(ProxyError::NotFound.into_response()));
-    }
-    let caller = authenticate(app, conn, request, AuthMode::Any).await?;
-    let response = match &caller.authenticated {
-        Some(a) => login::userinfo(&a.principal),
-        None => ProxyError::Unauthenticated(Credential::Missing).into_response(),
-    };
-    Ok(Admit::Answer(login::with_cookies(
-        response,
-        &caller.set_cookies,
-    )))
-}
-
-/// `POST <prefix>/backchannel_logout` from the provider: a small form body, read here.
-async fn backchannel_logout(
-    login: &Login,
-    request: &mut Request<Incoming>,
-) -> Result<Admit, ProxyError> {
-    use http_body_util::BodyExt as _;
-    if request.method() != Method::POST {
-        return Err(ProxyError::MethodNotAllowed);
-    }
-    let form = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';').next().is_some_and(|t| {
-                t.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
-        });
-    if !form {
-        return Err(ProxyError::BadRequest(
-            "send the logout token as an application/x-www-form-urlencoded form",
-        ));
-    }
-    let body = http_body_util::Limited::new(request.body_mut(), login::BACKCHANNEL_MAX_BODY)
-        .collect()
-        .await
-        .map_err(|_| ProxyError::BadBody)?
-        .to_bytes();
-    Ok(Admit::Answer(login.backchannel_logout(&body).await))
-}
-
 /// The bearer token of the request, verified; `None` when there is none.
 async fn bearer(
     app: &App,
     memo: &TokenMemo,
-    request: &Request<Incoming>,
+    headers: &http::HeaderMap,
 ) -> Result<Option<Authenticated>, ProxyError> {
-    let token = match jwt::bearer_token(request.headers()) {
+    let token = match jwt::bearer_token(headers) {
         Ok(Some(token)) => token,
         Ok(None) => return Ok(None),
         Err(_) => return Err(ProxyError::Unauthenticated(Credential::Malformed)),

@@ -8,11 +8,11 @@
 //! the resulting session pass the same identity rules as a real login, and what is refused is
 //! said on the page.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use http::{HeaderMap, Response, StatusCode};
 use oauth2::url::form_urlencoded;
+use serde::Deserialize;
 
 use super::pages::{self, escape};
 use super::{Backend, Login, LoginFailure, SessionData, random_hex, redirect, with_cookies};
@@ -100,14 +100,22 @@ pub(super) fn page(login: &Login, users: &[DevUser], state: &str) -> Response<Bo
     pages::page(StatusCode::OK, "Sign in (development)", &body)
 }
 
+/// The query of `<prefix>/dev_login`: the picker's form, sent with `GET`.
+#[derive(Debug, Default, Deserialize)]
+pub struct DevChoice {
+    pub state: Option<String>,
+    pub user: Option<String>,
+    pub roles: Option<String>,
+}
+
 /// The picker's answer: a session for the chosen user and roles.
 pub(super) async fn finish(
     login: &Login,
-    params: &HashMap<String, String>,
+    params: &DevChoice,
     headers: &HeaderMap,
 ) -> Response<Body> {
     let retry = login.start_path("/");
-    let state = params.get("state").map(String::as_str).unwrap_or_default();
+    let state = params.state.as_deref().unwrap_or_default();
     let (flow, clear_flow) = match login.take_flow(state, headers) {
         Ok(taken) => taken,
         Err((failure, clear)) => return with_cookies(pages::login_error(failure, &retry), &clear),
@@ -128,8 +136,8 @@ pub(super) async fn finish(
         let page = pages::page(StatusCode::BAD_REQUEST, "Sign-in was not completed", &body);
         with_cookies(page, &clear_flow)
     };
-    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
-    let (user, roles) = match choice(param("user"), param("roles")) {
+    let param = |value: &Option<String>| value.as_deref().unwrap_or_default().to_owned();
+    let (user, roles) = match choice(&param(&params.user), &param(&params.roles)) {
         Ok(choice) => choice,
         Err(message) => return refuse(&message),
     };
