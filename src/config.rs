@@ -4,7 +4,12 @@
 //! types the rest of the crate uses. Every problem becomes a [`ConfigError`] naming the file,
 //! line, column and field, and all of them are reported together. Nothing here does network
 //! I/O; file contents (certificates) are read by `tls` when it loads them.
+//!
+//! It owns the types it validates (`DevUser`, the client-certificate rules) and imports
+//! neither `login` nor `auth`: they build on config, not the other way round.
 
+pub mod cert_rules;
+pub(crate) mod dev_user;
 mod raw;
 mod unknown;
 mod validate;
@@ -28,6 +33,7 @@ use jsonwebtoken::Algorithm;
 
 use crate::secret::{SecretSource, TextSource};
 use crate::telemetry::{AuditMode, LogFormat};
+pub use dev_user::DevUser;
 pub use raw::RawConfig;
 
 /// One problem in a config file.
@@ -124,7 +130,7 @@ pub struct Config {
     pub session: Option<SessionSettings>,
     /// Dev mode only: sign in by picking one of these users (or typing one) instead of at an
     /// OpenID provider. No config file can set this; `gatehouse dev` does.
-    pub dev_users: Option<Vec<crate::login::DevUser>>,
+    pub dev_users: Option<Vec<DevUser>>,
     /// The signed identity assertion (`identity.assertion`), when enabled.
     pub assertion: Option<AssertionSettings>,
     /// `forward_auth`: the forward-auth endpoint also without `login`.
@@ -393,7 +399,7 @@ pub struct TlsSettings {
 pub struct ClientAuthSettings {
     pub ca_file: PathBuf,
     pub mode: ClientAuthMode,
-    pub rules: crate::auth::cert::CertRules,
+    pub rules: cert_rules::CertRules,
     pub forward_client_cert: bool,
     /// Where `ca_file` is, for errors found when the file is read.
     pub origin: Origin,

@@ -16,10 +16,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::body::{self, Body};
+use crate::config::DevUser;
 use crate::config::{self, Config, ConfigErrors, Overrides};
 use crate::devcerts::{self, DevCertPaths};
 use crate::devissuer::DevIssuer;
-use crate::login::DevUser;
 
 /// What `gatehouse dev` was asked for.
 #[derive(Debug, Clone)]

@@ -21,8 +21,7 @@
 //! `policy` and `path`; the pure parts ([`original`], [`Constraints`]) know nothing of either.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::{Method, Response, StatusCode};
 use oauth2::url::form_urlencoded;
 
 use crate::auth::Principal;
@@ -151,9 +150,19 @@ pub struct Constraints {
 }
 
 impl Constraints {
+    /// From the auth request's query string.
     pub fn parse(query: Option<&str>) -> Self {
+        Self::from_pairs(form_urlencoded::parse(query.unwrap_or_default().as_bytes()))
+    }
+
+    /// From the query's (name, value) pairs, in order; other names are ignored.
+    pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
         let mut constraints = Self::default();
-        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        for (key, value) in pairs {
             let list = match key.as_ref() {
                 "allowed_groups" => &mut constraints.groups,
                 "allowed_emails" => &mut constraints.emails,
@@ -161,6 +170,7 @@ impl Constraints {
                 _ => continue,
             };
             let items = value
+                .as_ref()
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
@@ -209,22 +219,23 @@ pub fn is_endpoint(app: &App, canonical: &str) -> bool {
     }
 }
 
-/// Answers the auth request: 202 with the identity, or the refusal as the error.
+/// Answers the auth request (its headers, its query's constraints): 202 with the identity,
+/// or the refusal as the error.
 pub async fn answer(
     app: &App,
     conn: &Connection,
-    request: &Request<Incoming>,
+    headers: &HeaderMap,
+    constraints: Constraints,
     own: Own<'_>,
 ) -> Result<Response<Body>, ProxyError> {
     let trusted = app.trusted_proxies.contains(conn.info.peer.ip());
-    let original = original(request.headers(), trusted, own)?;
+    let original = original(headers, trusted, own)?;
     // A preflight (the original method with the browser's CORS headers) carries no credential.
-    if let Some(ask) = cors::Preflight::of(&original.method, request.headers(), true)
-        .map_err(ProxyError::BadRequest)?
+    if let Some(ask) =
+        cors::Preflight::of(&original.method, headers, true).map_err(ProxyError::BadRequest)?
     {
         return Ok(preflight(app, &original, &ask));
     }
-    let constraints = Constraints::parse(request.uri().query());
     let policy = app.policy.load();
     let (name, mode, rule) =
         match policy.route(&original.method, &original.path, original.host.as_deref()) {
@@ -240,7 +251,7 @@ pub async fn answer(
         AuthMode::None if !constraints.is_empty() => AuthMode::Any,
         mode => mode,
     };
-    let caller = stack::authenticate(app, conn, request, mode)
+    let caller = stack::authenticate(app, conn, headers, mode)
         .await
         .inspect_err(|_| telemetry::decision(name, Outcome::Unauthenticated))?;
     let principal = caller.authenticated.as_ref().map(|a| a.principal.as_ref());
@@ -250,7 +261,7 @@ pub async fn answer(
         (Some(rule), Some(p)) => rule.authorize(Some(p)),
         (None, Some(_)) => Decision::Allow,
     };
-    let origin = request.headers().get(http::header::ORIGIN);
+    let origin = headers.get(http::header::ORIGIN);
     let refused = |error: ProxyError| {
         let mut response = login::with_cookies(error.into_response(), &caller.set_cookies);
         if let Some(cors) = rule.and_then(|r| r.cors.as_deref()) {
@@ -296,7 +307,7 @@ pub async fn answer(
 /// A preflight the proxy in front asks about, judged by the route of the request it announces
 /// and never authenticated: 202 with no identity when the route's `cors` lets it through
 /// (`pass`, or `answer` and the lists match; the allow headers then ride along for a proxy
-/// that copies them), 403 otherwise. Never 401: a login cannot help a preflight.
+/// that copies them) or the route is public without `cors`, 403 otherwise. Never 401: a login cannot help a preflight.
 fn preflight(app: &App, original: &Original, ask: &cors::Preflight) -> Response<Body> {
     let policy = app.policy.load();
     let accepted = || {
@@ -305,6 +316,11 @@ fn preflight(app: &App, original: &Original, ask: &cors::Preflight) -> Response<
         response
     };
     let (name, cors) = match policy.route(&ask.method, &original.path, original.host.as_deref()) {
+        // A public route without `cors` lets its preflights through, as a direct one would.
+        Route::Rule(rule) if rule.cors.is_none() && rule.auth == AuthMode::None => {
+            telemetry::decision(&rule.name, Outcome::Allow);
+            return accepted();
+        }
         Route::Rule(rule) => (rule.name.as_str(), rule.cors.as_deref()),
         Route::Default(DefaultAction::Allow) => {
             telemetry::decision("(default)", Outcome::Allow);

@@ -23,6 +23,7 @@
 //! | `proxy`     | the pooled upstream client, upgrades, upstream errors        |
 //! | `compat`    | `compat.oauth2_proxy`: public `/ping` and `/ready`           |
 //! | `error`     | the one mapping from errors to HTTP answers                  |
+//! | `endpoints` | the axum router of the endpoints under the login prefix       |
 //! | `forward_auth` | `/oauth2/auth`: the policy for the request a proxy describes |
 //! | `admin`     | `/healthz`, `/readyz`, `/metrics` on the admin listener      |
 //! | `telemetry` | logs, access log, metric names                               |
@@ -34,6 +35,7 @@
 //! | `demo`      | the embedded demo: config and echo upstream                  |
 //! | `migrate`   | `gatehouse migrate oauth2-proxy`: its options to our config   |
 //! | `login`     | browser login: OIDC flow, session cookies, `/oauth2/*` pages   |
+//! | `redirect`  | where a login may send the browser (`rd=`, allowed hosts)     |
 //! | `secret`    | secrets from files or env, redacted in `Debug`               |
 //! | `trust`     | the dev CA in and out of system and browser trust stores      |
 //! | `reload`    | watching files for changes                                   |
@@ -52,6 +54,7 @@ pub mod demo;
 pub mod devcerts;
 pub mod devissuer;
 pub mod devmode;
+pub mod endpoints;
 pub mod error;
 pub mod forward_auth;
 pub mod framing;
@@ -65,6 +68,7 @@ pub mod otel;
 pub mod path;
 pub mod policy;
 pub mod proxy;
+pub mod redirect;
 pub mod reload;
 pub mod secret;
 pub mod server;

@@ -1,7 +1,7 @@
 //! Browser login: the OIDC authorization-code flow with PKCE, `state` and `nonce`; sessions in
 //! a sealed cookie; refresh once per session; and the endpoints under the prefix (`/oauth2`):
 //! `start`, `callback`, `sign_out` here, `userinfo` and `auth` answered from what the stack
-//! authenticated.
+//! authenticated. `endpoints` routes the requests to them and reads their parameters.
 //!
 //! Depends on `auth` (the one token verifier, for ID tokens too) and `config`; never on the
 //! server or the proxy.
@@ -12,7 +12,6 @@ pub mod cookie;
 mod dev;
 mod oidc;
 mod pages;
-mod redirect;
 mod session;
 pub mod store;
 
@@ -32,23 +31,32 @@ use crate::auth::jwks::Jwks;
 use crate::auth::jwt::{Expectations, TokenError, system_clock, verify_signed};
 use crate::auth::{AuthMethod, Principal};
 use crate::body::{self, Body};
+pub use crate::config::DevUser;
 use crate::config::{
     JwksSettings, JwksSource, LoginSettings, SessionSettings, SessionStore as SessionStoreSettings,
 };
 use crate::identity::IdentityRules;
+pub use crate::redirect::{Origin, RedirectPolicy};
 use crate::secret::Secret;
 pub use answers::{auth_answer, userinfo};
 pub use cookie::{SealError, Sealer};
-pub use dev::DevUser;
+pub use dev::DevChoice;
 pub use oidc::{FlowSecrets, Provider, ProviderError};
 pub use pages::LoginFailure;
-pub use redirect::{Origin, RedirectPolicy, allowed_host_problem};
 use session::{CreateError, RefreshCell, Store, kept_claims};
 pub use session::{SessionData, SessionState};
 use store::RedisStore;
 
 /// More concurrent logins than this per browser, and the oldest is dropped.
 const MAX_FLOWS: usize = 4;
+
+/// The query of `<prefix>/callback`: the provider's `code` or `error`, and our `state`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackParams {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+}
 
 /// A login in progress, in its own short-lived cookie.
 #[derive(Debug, Serialize, Deserialize)]
@@ -73,7 +81,7 @@ enum Backend {
     /// A real OpenID provider, and the key cache for its ID tokens.
     Oidc(Arc<Provider>, Arc<Jwks>),
     /// Dev mode only: a local page where the developer picks a user and roles.
-    Dev(Vec<dev::DevUser>),
+    Dev(Vec<DevUser>),
 }
 
 pub struct Login {
@@ -336,44 +344,30 @@ impl Login {
         format!("{}_flow_", self.session.cookie_name)
     }
 
-    /// Answers `start`, `callback` and `sign_out`; `None` for other names.
-    pub async fn flow_endpoint(
+    /// Dev mode: the login is the local user picker, not an OpenID provider.
+    pub fn is_dev(&self) -> bool {
+        matches!(self.backend, Backend::Dev(_))
+    }
+
+    /// The page after a sign-out at the provider.
+    pub fn signed_out(&self) -> Response<Body> {
+        pages::signed_out(&self.start_path("/"))
+    }
+
+    /// The dev login picker's answer; `None` when this is not dev mode.
+    pub async fn dev_login(
         &self,
-        name: &str,
-        method: &Method,
-        query: Option<&str>,
+        choice: &DevChoice,
         headers: &HeaderMap,
-        origin: Option<&Origin>,
     ) -> Option<Response<Body>> {
-        if method != Method::GET && method != Method::HEAD {
-            return match name {
-                "start" | "callback" | "sign_out" | "signed_out" => {
-                    Some(status(StatusCode::METHOD_NOT_ALLOWED))
-                }
-                _ => None,
-            };
-        }
-        let params: HashMap<String, String> =
-            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-                .into_owned()
-                .collect();
-        match name {
-            "start" => Some(self.start(params.get("rd").map(String::as_str), headers, origin)),
-            "callback" => Some(self.callback(&params, headers).await),
-            "dev_login" => match &self.backend {
-                Backend::Dev(_) => Some(dev::finish(self, &params, headers).await),
-                Backend::Oidc(..) => None,
-            },
-            "sign_out" => Some(
-                self.sign_out(params.get("rd").map(String::as_str), headers, origin)
-                    .await,
-            ),
-            "signed_out" => Some(pages::signed_out(&self.start_path("/"))),
-            _ => None,
+        match &self.backend {
+            Backend::Dev(_) => Some(dev::finish(self, choice, headers).await),
+            Backend::Oidc(..) => None,
         }
     }
 
-    fn start(
+    /// `<prefix>/start`: a new flow, then the provider (or the dev picker).
+    pub fn start(
         &self,
         rd: Option<&str>,
         headers: &HeaderMap,
@@ -486,13 +480,10 @@ impl Login {
         Ok((flow, clear_flow))
     }
 
-    async fn callback(
-        &self,
-        params: &HashMap<String, String>,
-        headers: &HeaderMap,
-    ) -> Response<Body> {
+    /// `<prefix>/callback`: the provider's answer to a login.
+    pub async fn callback(&self, params: &CallbackParams, headers: &HeaderMap) -> Response<Body> {
         let retry = self.start_path("/");
-        let state = params.get("state").map(String::as_str).unwrap_or_default();
+        let state = params.state.as_deref().unwrap_or_default();
         let (flow, clear_flow) = match self.take_flow(state, headers) {
             Ok(taken) => taken,
             Err((failure, clear_flow)) => {
@@ -503,11 +494,11 @@ impl Login {
         let Backend::Oidc(provider, _) = &self.backend else {
             return fail(LoginFailure::StateMismatch);
         };
-        if let Some(error) = params.get("error") {
+        if let Some(error) = &params.error {
             tracing::info!(error = %error, "the provider answered the login with an error");
             return fail(LoginFailure::Provider);
         }
-        let Some(code) = params.get("code") else {
+        let Some(code) = &params.code else {
             return fail(LoginFailure::StateMismatch);
         };
         let tokens = match provider.exchange(code, &flow.verifier).await {
@@ -576,7 +567,8 @@ impl Login {
         redirect(&flow.rd, cookies)
     }
 
-    async fn sign_out(
+    /// `<prefix>/sign_out`: ends the session here and, when it can, at the provider.
+    pub async fn sign_out(
         &self,
         rd: Option<&str>,
         headers: &HeaderMap,

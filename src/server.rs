@@ -102,7 +102,7 @@ impl Running {
 
 /// Shared by every connection of every listener.
 struct Shared {
-    app: App,
+    app: Arc<App>,
     http: auto::Builder<TokioExecutor>,
     permits: Arc<Semaphore>,
     idle_timeout: Duration,
@@ -226,7 +226,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let (close_tunnels, tunnels_closing) = watch::channel(false);
 
     let shared = Arc::new(Shared {
-        app: App {
+        app: Arc::new(App {
+            endpoints: crate::endpoints::router(login.as_deref()),
             upstream: Upstream::new(&config.upstream, tunnels_closing),
             trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             policy,
@@ -252,7 +253,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 .then(|| crate::compat::Probes::new(readiness.clone())),
             audit: audit.clone(),
             tracing,
-        },
+        }),
         http: http_builder(&config.limits),
         permits: Arc::new(Semaphore::new(config.limits.max_connections)),
         idle_timeout: config.limits.idle_timeout,

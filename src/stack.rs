@@ -3,6 +3,7 @@
 //! limits, timeouts) happened in `server` before a request reaches this point.
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,8 +20,8 @@ use crate::auth::jwt::{self, Authenticated, TokenError, TokenMemo, Verifier};
 use crate::auth::{AuthMethod, Principal};
 use crate::body::{AccessRecord, Body, Metered};
 use crate::cors::{self, Cors, PreflightMode};
+use crate::endpoints;
 use crate::error::{Credential, ProxyError};
-use crate::forward_auth;
 use crate::framing;
 use crate::grpc;
 use crate::headers::{self, TrustedProxies, X_REQUEST_ID};
@@ -59,6 +60,8 @@ pub struct App {
     pub audit: Arc<Audit>,
     /// Request spans, when `telemetry.otlp` is set.
     pub tracing: Option<Arc<otel::Tracing>>,
+    /// The endpoints under the login prefix (`endpoints::router`).
+    pub endpoints: axum::Router,
 }
 
 /// How verified client certificates become identities.
@@ -147,8 +150,8 @@ pub struct Reset(#[source] h2::Error);
 
 /// Answers one request. `Err` only for an HTTP/2 client whose stream the app reset.
 pub async fn handle(
-    app: &App,
-    conn: &Connection,
+    app: &Arc<App>,
+    conn: &Arc<Connection>,
     mut request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Reset> {
     // 1. Identify and start recording first, so that every answer below, even a 400, carries
@@ -260,6 +263,11 @@ pub async fn handle(
             login::with_cookies(response, &forward.set_cookies)
         }
         // 4 and 8. Built-in endpoints and refusals answer here, never upstream.
+        Ok(Admit::Endpoint(call)) => match endpoints::answer(app, conn, call, request).await {
+            Ok(response) if grpc => grpc::from_answer(response, None),
+            Ok(response) => response,
+            Err(error) => refuse(error),
+        },
         Ok(Admit::Answer(response)) if grpc => grpc::from_answer(response, None),
         Ok(Admit::Answer(response)) => response,
         Ok(Admit::Refuse(error, set_cookies)) => login::with_cookies(refuse(error), &set_cookies),
@@ -316,8 +324,10 @@ fn refusal(error: ProxyError, version: http::Version, grpc: bool) -> Response<Bo
 /// What the checks decided.
 enum Admit {
     Forward(Forward),
-    /// Answered by Gatehouse itself (login endpoints, login redirects, HTML pages).
+    /// Answered by Gatehouse itself (probes, login redirects, HTML pages).
     Answer(Response<Body>),
+    /// For the endpoints under the login prefix, which take the request.
+    Endpoint(endpoints::Call),
     /// Refused, with cookies to set all the same (a session that ended on the way).
     Refuse(ProxyError, Vec<HeaderValue>),
 }
@@ -372,7 +382,8 @@ pub(crate) struct Caller {
     pub(crate) access_token: Option<String>,
 }
 
-/// Steps 2 to 9: everything that decides whether and how the request goes upstream.
+/// Steps 2 to 9: everything that decides whether and how the request goes upstream. Each step
+/// is one function below, in this order; a step that ends the request returns its answer.
 async fn admit(
     app: &App,
     conn: &Connection,
@@ -380,14 +391,77 @@ async fn admit(
     request_id: &HeaderValue,
     checked: &mut Checked,
 ) -> Result<Admit, ProxyError> {
-    // 2. Framing first, while the headers are as the client sent them: a request whose length
-    //    or target can be read two ways is refused before any header is removed or trusted.
-    //    Then hygiene: hop-by-hop headers and everything named in `Connection` go (so
-    //    `Connection: X-User-Id` cannot remove what we inject later), an upgrade survives only
-    //    if it is allowed, and every client spelling of our identity headers is removed.
-    //    A WebSocket over HTTP/2 (extended CONNECT) becomes the `GET` upgrade it stands for
-    //    here, so that the allow-list, the policy and the authentication see it as they see
-    //    an HTTP/1.1 one.
+    let hop = hygiene(app, conn, request)?;
+    let target = target(request, &hop, checked)?;
+    if let Some(answered) = built_in(app, conn, request, &target) {
+        return answered;
+    }
+    forwarding_headers(app, conn, request, request_id, &hop);
+    if let Some(ask) = preflight_of(request)? {
+        return preflight(app, request, target, hop, checked, &ask);
+    }
+    let policy = app.policy.load();
+    let rule = match route(&policy, request, &target, checked) {
+        Route::Rule(rule) => {
+            checked.cors.clone_from(&rule.cors);
+            rule
+        }
+        Route::Default(DefaultAction::Allow) => {
+            request.headers_mut().remove(header::AUTHORIZATION);
+            return forward(app, request, target.canonical, hop, None, Vec::new())
+                .map(Admit::Forward);
+        }
+        Route::Default(DefaultAction::Deny) => return Err(ProxyError::NoRoute),
+    };
+    let caller = match identify(app, conn, request, rule, checked).await {
+        ControlFlow::Continue(caller) => caller,
+        ControlFlow::Break(ended) => return ended,
+    };
+    let caller = match authorize(app, request, rule, &target, caller, checked) {
+        ControlFlow::Continue(caller) => caller,
+        ControlFlow::Break(ended) => return Ok(ended),
+    };
+    let (principal, set_cookies) = inject(app, conn, request, rule, caller)?;
+    forward(
+        app,
+        request,
+        target.canonical,
+        hop,
+        principal.as_deref(),
+        set_cookies,
+    )
+    .map(Admit::Forward)
+}
+
+/// What step 2 keeps of the connection-level headers for the forward.
+struct Hop {
+    /// `Host` (or the authority of an absolute-form target).
+    host: Option<HeaderValue>,
+    upgrade: Option<Upgrade>,
+    /// The client sent `te: trailers`.
+    te_trailers: bool,
+}
+
+/// What step 3 makes of the request target.
+struct Target {
+    /// The one canonical path that is matched and forwarded.
+    canonical: String,
+    host: Option<String>,
+}
+
+/// 2. Framing first, while the headers are as the client sent them: a request whose length
+///    or target can be read two ways is refused before any header is removed or trusted.
+///    Then hygiene: hop-by-hop headers and everything named in `Connection` go (so
+///    `Connection: X-User-Id` cannot remove what we inject later), an upgrade survives only
+///    if it is allowed, and every client spelling of our identity headers is removed.
+///    A WebSocket over HTTP/2 (extended CONNECT) becomes the `GET` upgrade it stands for
+///    here, so that the allow-list, the policy and the authentication see it as they see
+///    an HTTP/1.1 one.
+fn hygiene(
+    app: &App,
+    conn: &Connection,
+    request: &mut Request<Incoming>,
+) -> Result<Hop, ProxyError> {
     let host = framing::check(request).map_err(ProxyError::Framing)?;
     let te_trailers = asks_for_trailers(request.headers());
     let requested = headers::remove_hop_by_hop(request.headers_mut());
@@ -405,11 +479,22 @@ async fn admit(
     if request.headers().len() > app.max_headers {
         return Err(ProxyError::HeadersTooLarge);
     }
+    Ok(Hop {
+        host,
+        upgrade,
+        te_trailers,
+    })
+}
 
-    // 3. The request target. Only origin-form paths are proxied; the authority of an
-    //    absolute-form target replaces `Host` (RFC 9112 §3.2.2) and is never a route. The
-    //    canonical path is computed once: matching and forwarding both use it, so the upstream
-    //    can never be handed a path other than the one that was checked.
+/// 3. The request target. Only origin-form paths are proxied; the authority of an
+///    absolute-form target replaces `Host` (RFC 9112 §3.2.2) and is never a route. The
+///    canonical path is computed once: matching and forwarding both use it, so the upstream
+///    can never be handed a path other than the one that was checked.
+fn target(
+    request: &Request<Incoming>,
+    hop: &Hop,
+    checked: &mut Checked,
+) -> Result<Target, ProxyError> {
     if request.method() == Method::CONNECT {
         return Err(ProxyError::MethodNotAllowed);
     }
@@ -417,115 +502,116 @@ async fn admit(
         return Err(ProxyError::BadRequest("the request target must be a path"));
     }
     let canonical = path::canonicalize(request.uri().path()).map_err(ProxyError::BadPath)?;
-    let host_name = host
+    let host = hop
+        .host
         .as_ref()
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
     checked.canonical.clone_from(&canonical);
-    checked.host.clone_from(&host_name);
+    checked.host.clone_from(&host);
+    Ok(Target { canonical, host })
+}
 
-    // 4. Built-in endpoints, before routing: no policy can shadow or expose them. Forward-auth
-    //    decides for the request the proxy in front describes (see `forward_auth`).
+/// 4. Built-in endpoints, before routing: no policy can shadow or expose them. Those under
+///    the login prefix (forward-auth among them, which decides for the request the proxy in
+///    front describes) are answered by the `endpoints` router, which takes the request.
+///    `None` for every other path.
+fn built_in(
+    app: &App,
+    conn: &Connection,
+    request: &Request<Incoming>,
+    target: &Target,
+) -> Option<Result<Admit, ProxyError>> {
+    let canonical = target.canonical.as_str();
     if let Some(answer) = app
         .probes
         .as_ref()
-        .and_then(|p| p.answer(request.method(), &canonical))
+        .and_then(|p| p.answer(request.method(), canonical))
     {
-        return Ok(Admit::Answer(answer));
+        return Some(Ok(Admit::Answer(answer)));
     }
-    if forward_auth::is_endpoint(app, &canonical) {
-        let own = forward_auth::Own {
-            method: request.method(),
-            path: &canonical,
-            host: host_name.as_deref(),
-        };
-        return Ok(Admit::Answer(
-            forward_auth::answer(app, conn, request, own).await?,
-        ));
-    }
-    if let Some(login) = &app.login
-        && let Some(name) = login.endpoint_name(&canonical)
-    {
+    if let Some(name) = endpoints::name(app, canonical) {
         // `rd=` may name this origin: the listener's scheme with the `Host` we were sent to.
-        let origin = host_name
+        let origin = target
+            .host
             .as_deref()
             .and_then(|h| login::Origin::new(conn.info.scheme, h));
-        return endpoint(app, conn, login, name, request, origin.as_ref()).await;
+        return Some(Ok(Admit::Endpoint(endpoints::Call {
+            name,
+            canonical: target.canonical.clone(),
+            host: target.host.clone(),
+            origin,
+        })));
     }
     if let Some(assertions) = &app.assertions
         && assertions.published()
         && canonical == assertion::JWKS_PATH
     {
-        return Ok(Admit::Answer(match *request.method() {
+        return Some(Ok(Admit::Answer(match *request.method() {
             Method::GET | Method::HEAD => crate::admin::jwks_answer(assertions),
             _ => ProxyError::MethodNotAllowed.into_response(),
-        }));
+        })));
     }
+    None
+}
 
-    // Forwarding headers describe this hop; client copies count only from trusted proxies.
+/// Forwarding headers describe this hop; client copies count only from trusted proxies. Set
+/// once no built-in endpoint answered, before anything below reads the request.
+fn forwarding_headers(
+    app: &App,
+    conn: &Connection,
+    request: &mut Request<Incoming>,
+    request_id: &HeaderValue,
+    hop: &Hop,
+) {
     headers::set_forwarded(
         request.headers_mut(),
         conn.info.peer.ip(),
         conn.info.scheme,
-        host.clone(),
+        hop.host.clone(),
         &app.trusted_proxies,
     );
     request
         .headers_mut()
         .insert(X_REQUEST_ID, request_id.clone());
+}
 
-    // 5a. A CORS preflight carries no credential: it is judged by the route of the request
-    //     it announces, never authenticated nor sent to the login.
-    let bodyless = hyper::body::Body::is_end_stream(request.body());
-    if let Some(ask) = cors::Preflight::of(request.method(), request.headers(), bodyless)
-        .map_err(ProxyError::BadRequest)?
-    {
-        return preflight(
-            app,
-            request,
-            canonical,
-            (host, upgrade, te_trailers),
-            checked,
-            &ask,
-        );
+/// 5. Route match on (method, canonical path, host); the first rule wins. The policy's
+///    default, when no rule matches, is decided (and noted) here.
+fn route<'p>(
+    policy: &'p Policy,
+    request: &Request<Incoming>,
+    target: &Target,
+    checked: &mut Checked,
+) -> Route<'p> {
+    let route = policy.route(request.method(), &target.canonical, target.host.as_deref());
+    match &route {
+        Route::Rule(_) => {}
+        Route::Default(DefaultAction::Allow) => checked.decided(
+            DecisionEvent::new(audit::DEFAULT_ROUTE, Outcome::Allow, None).because("default allow"),
+        ),
+        Route::Default(DefaultAction::Deny) => checked.decided(
+            DecisionEvent::new(audit::DEFAULT_ROUTE, Outcome::Forbidden, None)
+                .because(audit::reason(&ProxyError::NoRoute)),
+        ),
     }
+    route
+}
 
-    // 5. Route match on (method, canonical path, host); the first rule wins.
-    let policy = app.policy.load();
-    let rule = match policy.route(request.method(), &canonical, host_name.as_deref()) {
-        Route::Rule(rule) => rule,
-        Route::Default(DefaultAction::Allow) => {
-            checked.decided(
-                DecisionEvent::new(audit::DEFAULT_ROUTE, Outcome::Allow, None)
-                    .because("default allow"),
-            );
-            request.headers_mut().remove(header::AUTHORIZATION);
-            return Ok(Admit::Forward(forward(
-                app,
-                request,
-                canonical,
-                (host, upgrade, te_trailers),
-                None,
-                Vec::new(),
-            )?));
-        }
-        Route::Default(DefaultAction::Deny) => {
-            checked.decided(
-                DecisionEvent::new(audit::DEFAULT_ROUTE, Outcome::Forbidden, None)
-                    .because(audit::reason(&ProxyError::NoRoute)),
-            );
-            return Err(ProxyError::NoRoute);
-        }
-    };
-
-    checked.cors.clone_from(&rule.cors);
-
-    // 6. Authenticate as the rule asks. A public route never looks at credentials.
-    //    Key fetches, introspection and session refreshes open their spans under this one.
+/// 6. Authenticate as the rule asks. A public route never looks at credentials. Key
+///    fetches, introspection and session refreshes open their spans under this one. `Break`
+///    is how the request ends when no identity could be established.
+async fn identify(
+    app: &App,
+    conn: &Connection,
+    request: &Request<Incoming>,
+    rule: &Rule,
+    checked: &mut Checked,
+) -> ControlFlow<Result<Admit, ProxyError>, Caller> {
     let span = checked.child("authenticate");
     let authenticated = otel::within(
         span.as_ref().map(Child::context),
-        authenticate(app, conn, request, rule.auth),
+        authenticate(app, conn, request.headers(), rule.auth),
     )
     .await;
     if let Some(span) = span {
@@ -538,49 +624,61 @@ async fn admit(
             Err(_) => span.fail("not authenticated"),
         }
     }
-    let caller = match authenticated {
-        Ok(caller) => caller,
-        Err(error) => {
-            checked.decided(
-                DecisionEvent::new(&rule.name, Outcome::Unauthenticated, None)
-                    .because(audit::reason(&error)),
-            );
-            if error == ProxyError::SessionStoreUnavailable
-                && login::is_navigation(request.headers())
-            {
-                return Ok(Admit::Answer(login::store_unavailable_page()));
-            }
-            return Err(error);
-        }
+    let error = match authenticated {
+        Ok(caller) => return ControlFlow::Continue(caller),
+        Err(error) => error,
     };
+    checked.decided(
+        DecisionEvent::new(&rule.name, Outcome::Unauthenticated, None)
+            .because(audit::reason(&error)),
+    );
+    if error == ProxyError::SessionStoreUnavailable && login::is_navigation(request.headers()) {
+        return ControlFlow::Break(Ok(Admit::Answer(login::store_unavailable_page())));
+    }
+    ControlFlow::Break(Err(error))
+}
 
-    // 7. Authorize against the rule's requirements; 8. answer refusals in kind: a browser is
-    //    sent to the login or shown a page, an API client gets 401/403 JSON.
+/// 7. Authorize against the rule's requirements; 8. answer refusals in kind: a browser is
+///    sent to the login or shown a page, an API client gets 401/403 JSON. `Break` is the
+///    refusal.
+fn authorize(
+    app: &App,
+    request: &Request<Incoming>,
+    rule: &Rule,
+    target: &Target,
+    caller: Caller,
+    checked: &mut Checked,
+) -> ControlFlow<Admit, Caller> {
     let shared = caller.authenticated.as_ref().map(|a| &a.principal);
     let principal = shared.map(|p| p.as_ref());
     match rule.authorize(principal) {
-        Decision::Allow => checked.decided(DecisionEvent::new(&rule.name, Outcome::Allow, shared)),
+        Decision::Allow => {
+            checked.decided(DecisionEvent::new(&rule.name, Outcome::Allow, shared));
+            ControlFlow::Continue(caller)
+        }
         Decision::Unauthenticated => {
             let error = ProxyError::Unauthenticated(missing_credential(rule.auth));
             checked.decided(
                 DecisionEvent::new(&rule.name, Outcome::Unauthenticated, shared)
                     .because(audit::reason(&error)),
             );
-            return Ok(match &app.login {
+            ControlFlow::Break(match &app.login {
                 Some(login) if wants_login(rule, request) => Admit::Answer(login::with_cookies(
-                    login
-                        .redirect_to_login(&original_target(&canonical, request), request.method()),
+                    login.redirect_to_login(
+                        &original_target(&target.canonical, request),
+                        request.method(),
+                    ),
                     &caller.set_cookies,
                 )),
                 _ => Admit::Refuse(error, caller.set_cookies),
-            });
+            })
         }
         Decision::Forbidden(denial) => {
             checked.decided(
                 DecisionEvent::new(&rule.name, Outcome::Forbidden, shared)
                     .because(format!("needs {}", denial.needed)),
             );
-            return Ok(match (&app.login, principal) {
+            ControlFlow::Break(match (&app.login, principal) {
                 (Some(login), Some(p))
                     if p.method == AuthMethod::Session && accepts_html(request) =>
                 {
@@ -596,11 +694,20 @@ async fn admit(
                     },
                     caller.set_cookies,
                 ),
-            });
+            })
         }
     }
+}
 
-    // 9. Inject the identity; the credentials themselves stay here unless asked for.
+/// 9. Inject the identity; the credentials themselves stay here unless asked for. Returns
+///    the principal (for the identity headers written with the forward) and the cookies to set.
+fn inject(
+    app: &App,
+    conn: &Connection,
+    request: &mut Request<Incoming>,
+    rule: &Rule,
+    caller: Caller,
+) -> Result<(Option<Arc<Principal>>, Vec<HeaderValue>), ProxyError> {
     let pass_authorization = rule.pass_authorization
         || caller
             .authenticated
@@ -617,15 +724,7 @@ async fn admit(
     if let (Some(login), Some(token)) = (&app.login, &caller.access_token) {
         login.pass_access_token(request.headers_mut(), token);
     }
-    forward(
-        app,
-        request,
-        canonical,
-        (host, upgrade, te_trailers),
-        principal.as_deref(),
-        caller.set_cookies,
-    )
-    .map(Admit::Forward)
+    Ok((principal, caller.set_cookies))
 }
 
 /// Authenticates as `mode` asks: bearer, session, client certificate, or (for `any`) bearer
@@ -634,10 +733,10 @@ async fn admit(
 pub(crate) async fn authenticate(
     app: &App,
     conn: &Connection,
-    request: &Request<Incoming>,
+    headers: &http::HeaderMap,
     mode: AuthMode,
 ) -> Result<Caller, ProxyError> {
-    let has_token = request.headers().contains_key(header::AUTHORIZATION);
+    let has_token = headers.contains_key(header::AUTHORIZATION);
     let use_bearer = match mode {
         AuthMode::None => return Ok(Caller::default()),
         AuthMode::Bearer => true,
@@ -659,14 +758,14 @@ pub(crate) async fn authenticate(
     };
     if use_bearer {
         return Ok(Caller {
-            authenticated: bearer(app, &conn.memo, request).await?,
+            authenticated: bearer(app, &conn.memo, headers).await?,
             ..Caller::default()
         });
     }
     let Some(login) = &app.login else {
         return Ok(Caller::default());
     };
-    Ok(match login.session(request.headers()).await {
+    Ok(match login.session(headers).await {
         SessionState::None => Caller::default(),
         SessionState::Valid {
             principal,
@@ -764,83 +863,13 @@ fn original_target(canonical: &str, request: &Request<Incoming>) -> String {
     }
 }
 
-/// The built-in endpoints under the login prefix.
-async fn endpoint(
-    app: &App,
-    conn: &Connection,
-    login: &Login,
-    name: &str,
-    request: &mut Request<Incoming>,
-    origin: Option<&login::Origin>,
-) -> Result<Admit, ProxyError> {
-    if name == "backchannel_logout" {
-        return backchannel_logout(login, request).await;
-    }
-    let answered = login
-        .flow_endpoint(
-            name,
-            request.method(),
-            request.uri().query(),
-            request.headers(),
-            origin,
-        )
-        .await;
-    if let Some(response) = answered {
-        return Ok(Admit::Answer(response));
-    }
-    if name != "userinfo" {
-        return Ok(Admit::Answer(ProxyError::NotFound.into_response()));
-    }
-    let caller = authenticate(app, conn, request, AuthMode::Any).await?;
-    let response = match &caller.authenticated {
-        Some(a) => login::userinfo(&a.principal),
-        None => ProxyError::Unauthenticated(Credential::Missing).into_response(),
-    };
-    Ok(Admit::Answer(login::with_cookies(
-        response,
-        &caller.set_cookies,
-    )))
-}
-
-/// `POST <prefix>/backchannel_logout` from the provider: a small form body, read here.
-async fn backchannel_logout(
-    login: &Login,
-    request: &mut Request<Incoming>,
-) -> Result<Admit, ProxyError> {
-    use http_body_util::BodyExt as _;
-    if request.method() != Method::POST {
-        return Err(ProxyError::MethodNotAllowed);
-    }
-    let form = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';').next().is_some_and(|t| {
-                t.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
-        });
-    if !form {
-        return Err(ProxyError::BadRequest(
-            "send the logout token as an application/x-www-form-urlencoded form",
-        ));
-    }
-    let body = http_body_util::Limited::new(request.body_mut(), login::BACKCHANNEL_MAX_BODY)
-        .collect()
-        .await
-        .map_err(|_| ProxyError::BadBody)?
-        .to_bytes();
-    Ok(Admit::Answer(login.backchannel_logout(&body).await))
-}
-
 /// The bearer token of the request, verified; `None` when there is none.
 async fn bearer(
     app: &App,
     memo: &TokenMemo,
-    request: &Request<Incoming>,
+    headers: &http::HeaderMap,
 ) -> Result<Option<Authenticated>, ProxyError> {
-    let token = match jwt::bearer_token(request.headers()) {
+    let token = match jwt::bearer_token(headers) {
         Ok(Some(token)) => token,
         Ok(None) => return Ok(None),
         Err(_) => return Err(ProxyError::Unauthenticated(Credential::Malformed)),
@@ -885,7 +914,7 @@ fn forward(
     app: &App,
     request: &mut Request<Incoming>,
     canonical: String,
-    (host, upgrade, te_trailers): (Option<HeaderValue>, Option<Upgrade>, bool),
+    hop: Hop,
     principal: Option<&Principal>,
     set_cookies: Vec<HeaderValue>,
 ) -> Result<Forward, ProxyError> {
@@ -909,14 +938,23 @@ fn forward(
     .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
     Ok(Forward {
         path,
-        host,
-        upgrade,
-        te_trailers,
+        host: hop.host,
+        upgrade: hop.upgrade,
+        te_trailers: hop.te_trailers,
         set_cookies,
     })
 }
 
-/// Step 5a: a CORS preflight on the route of the request it announces (see `cors`). `pass`
+/// 5a. A CORS preflight carries no credential: it is recognised before the route match,
+///    so that it is judged by the route of the request it announces and never
+///    authenticated nor sent to the login.
+fn preflight_of(request: &Request<Incoming>) -> Result<Option<cors::Preflight>, ProxyError> {
+    let bodyless = hyper::body::Body::is_end_stream(request.body());
+    cors::Preflight::of(request.method(), request.headers(), bodyless)
+        .map_err(ProxyError::BadRequest)
+}
+
+/// 5a. The preflight's own step: a CORS preflight on the route of the request it announces (see `cors`). `pass`
 /// forwards it with no identity, `answer` answers it here, and a route without `cors` (or the
 /// default deny) refuses it with 403 and no CORS headers, unless the route is public
 /// (`auth: none`). Under `default: allow` an unmatched preflight is forwarded, with no
@@ -924,13 +962,13 @@ fn forward(
 fn preflight(
     app: &App,
     request: &mut Request<Incoming>,
-    canonical: String,
-    target: (Option<HeaderValue>, Option<Upgrade>, bool),
+    target: Target,
+    hop: Hop,
     checked: &mut Checked,
     ask: &cors::Preflight,
 ) -> Result<Admit, ProxyError> {
     let policy = app.policy.load();
-    let (name, cors) = match policy.route(&ask.method, &canonical, checked.host.as_deref()) {
+    let (name, cors) = match policy.route(&ask.method, &target.canonical, target.host.as_deref()) {
         // A public route without `cors` lets its preflights through as it lets everything
         // through: no identity, and the app answers.
         Route::Rule(rule) if rule.cors.is_none() && rule.auth == AuthMode::None => {
@@ -938,7 +976,8 @@ fn preflight(
                 DecisionEvent::new(&rule.name, Outcome::Allow, None).because("public route"),
             );
             request.headers_mut().remove(header::AUTHORIZATION);
-            return forward(app, request, canonical, target, None, Vec::new()).map(Admit::Forward);
+            return forward(app, request, target.canonical, hop, None, Vec::new())
+                .map(Admit::Forward);
         }
         Route::Rule(rule) => (rule.name.as_str(), rule.cors.as_deref()),
         Route::Default(DefaultAction::Allow) => {
@@ -947,7 +986,8 @@ fn preflight(
                     .because("default allow"),
             );
             request.headers_mut().remove(header::AUTHORIZATION);
-            return forward(app, request, canonical, target, None, Vec::new()).map(Admit::Forward);
+            return forward(app, request, target.canonical, hop, None, Vec::new())
+                .map(Admit::Forward);
         }
         Route::Default(DefaultAction::Deny) => (audit::DEFAULT_ROUTE, None),
     };
@@ -958,7 +998,7 @@ fn preflight(
             DecisionEvent::new(name, Outcome::Allow, None).because("cors preflight passed"),
         );
         request.headers_mut().remove(header::AUTHORIZATION);
-        return forward(app, request, canonical, target, None, Vec::new()).map(Admit::Forward);
+        return forward(app, request, target.canonical, hop, None, Vec::new()).map(Admit::Forward);
     }
     let (response, outcome) = match cors {
         Some(cors) => cors.answer(ask),

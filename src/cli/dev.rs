@@ -8,10 +8,10 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::{EXIT_CONFIG, config_failure, fail, serve};
+use crate::config::DevUser;
 use crate::config::parse_duration;
 use crate::devissuer::{DevClaims, DevIssuer};
 use crate::devmode::{self, DevError, DevOptions};
-use crate::login::DevUser;
 use crate::telemetry::{self, LogFormat};
 
 #[derive(Debug, Args)]

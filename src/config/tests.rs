@@ -348,7 +348,7 @@ session:
     assert_eq!(ok.identity.list_format, ListFormat::Json);
     assert_eq!(
         ok.issuers[0].claims.roles_string,
-        crate::auth::RolesString::Split
+        crate::config::RolesString::Split
     );
     let defaults = full("").unwrap();
     assert_eq!(defaults.identity.list_format, ListFormat::Csv);
@@ -636,7 +636,7 @@ fn upstream_protocol_and_grpc_health() {
 
 #[test]
 fn client_auth_is_read_with_defaults() {
-    use crate::auth::cert::SubjectSource;
+    use crate::config::cert_rules::SubjectSource;
     let config = tls_with("  client_auth:\n    ca_file: clients.pem\n").unwrap();
     let c = config.tls.unwrap().client_auth.unwrap();
     assert_eq!(c.ca_file, Path::new("/etc/gatehouse/clients.pem"));

@@ -203,7 +203,7 @@ impl Validator<'_> {
             .into_iter()
             .enumerate()
         {
-            if let Some(problem) = crate::login::allowed_host_problem(&host.value) {
+            if let Some(problem) = crate::redirect::allowed_host_problem(&host.value) {
                 let field = format!("login.allowed_redirect_hosts[{i}]");
                 self.error(&host.referenced, &field, problem);
             }

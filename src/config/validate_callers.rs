@@ -8,10 +8,10 @@ use std::time::Duration;
 use http::HeaderName;
 use serde_saphyr::Spanned;
 
+use super::cert_rules::{CertRole, CertRules, SubjectPattern, SubjectSource};
 use super::raw;
 use super::validate::Validator;
 use super::*;
-use crate::auth::cert::{CertRole, CertRules, SubjectPattern, SubjectSource};
 
 impl Validator<'_> {
     pub(super) fn client_auth(

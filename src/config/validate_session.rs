@@ -142,7 +142,7 @@ impl Validator<'_> {
         match source.read() {
             Err(problem) => self.error(&at, field, problem),
             Ok(url) if field.ends_with(".url") => {
-                if let Err(problem) = crate::login::store::check_url(url.expose()) {
+                if let Err(problem) = check_redis_url(url.expose()) {
                     self.error(&at, field, problem);
                 }
             }
@@ -150,6 +150,16 @@ impl Validator<'_> {
         }
         Some(source)
     }
+}
+
+/// Checks a Redis URL without connecting: `redis://` or `rediss://`, parsable.
+fn check_redis_url(url: &str) -> Result<(), String> {
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err("must start with `redis://` or `rediss://` (TLS)".into());
+    }
+    redis::IntoConnectionInfo::into_connection_info(url)
+        .map(|_| ())
+        .map_err(|e| format!("is not a valid Redis URL: {e}"))
 }
 
 #[cfg(test)]
@@ -273,5 +283,20 @@ session:
             (16, "session.redis.url"),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn urls_are_checked_without_connecting() {
+        assert!(super::check_redis_url("redis://127.0.0.1:6379").is_ok());
+        assert!(super::check_redis_url("rediss://redis.example.com:6380/2").is_ok());
+        assert!(super::check_redis_url("redis://:pw@127.0.0.1/0").is_ok());
+        for bad in [
+            "http://127.0.0.1:6379",
+            "127.0.0.1:6379",
+            "unix:/run/redis.sock",
+            "",
+        ] {
+            assert!(super::check_redis_url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -8,7 +8,6 @@
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
-use oauth2::url::form_urlencoded;
 use serde_json::{Map, Value, json};
 
 use super::store::Index;
@@ -37,8 +36,9 @@ enum Refusal {
 }
 
 impl Login {
-    /// Answers a back-channel logout request whose form body is `form`.
-    pub async fn backchannel_logout(&self, form: &[u8]) -> Response<Body> {
+    /// Answers a back-channel logout request whose form held `token`, its one `logout_token`
+    /// (`None`: the form did not hold exactly one).
+    pub async fn backchannel_logout(&self, token: Option<&str>) -> Response<Body> {
         let Store::Redis(store) = &self.store else {
             return answer(
                 StatusCode::NOT_IMPLEMENTED,
@@ -48,7 +48,7 @@ impl Login {
         if matches!(self.backend, Backend::Dev(_)) {
             return answer(StatusCode::NOT_FOUND, json!({"error": "not_found"}));
         }
-        let claims = match self.logout_claims(form).await {
+        let claims = match self.logout_claims(token).await {
             Ok(claims) => claims,
             Err(Refusal::Token(TokenError::KeysUnavailable)) => return unavailable(),
             Err(refusal) => {
@@ -108,11 +108,8 @@ impl Login {
         }
     }
 
-    async fn logout_claims(&self, form: &[u8]) -> Result<Map<String, Value>, Refusal> {
-        let mut tokens = form_urlencoded::parse(form)
-            .filter(|(name, _)| name == "logout_token")
-            .map(|(_, value)| value.into_owned());
-        let (Some(token), None) = (tokens.next(), tokens.next()) else {
+    async fn logout_claims(&self, token: Option<&str>) -> Result<Map<String, Value>, Refusal> {
+        let Some(token) = token else {
             return Err(Refusal::Form);
         };
         let Backend::Oidc(_, jwks) = &self.backend else {
@@ -125,7 +122,7 @@ impl Login {
             algorithms: &self.settings.algorithms,
             leeway: self.settings.leeway,
         };
-        let (claims, _) = verify_signed(&token, jwks, expect, (self.clock)())
+        let (claims, _) = verify_signed(token, jwks, expect, (self.clock)())
             .await
             .map_err(Refusal::Token)?;
         check_claims(&claims)?;

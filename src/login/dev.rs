@@ -8,67 +8,20 @@
 //! the resulting session pass the same identity rules as a real login, and what is refused is
 //! said on the page.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use http::{HeaderMap, Response, StatusCode};
 use oauth2::url::form_urlencoded;
+use serde::Deserialize;
 
 use super::pages::{self, escape};
 use super::{Backend, Login, LoginFailure, SessionData, random_hex, redirect, with_cookies};
 use crate::auth::ClaimMapping;
 use crate::body::Body;
-use crate::config::{DEFAULT_ALGORITHMS, SessionSettings};
+use crate::config::dev_user::{split_roles, valid};
+use crate::config::{DEFAULT_ALGORITHMS, DevUser, SessionSettings};
 use crate::devissuer;
 use crate::identity::IdentityRules;
-
-/// A user offered on the dev login page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DevUser {
-    pub name: String,
-    pub roles: Vec<String>,
-}
-
-impl DevUser {
-    /// `alice=admin,dev` or `bob`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (name, roles) = text.split_once('=').unwrap_or((text, ""));
-        let name = name.trim();
-        if !valid(name) {
-            return Err(format!(
-                "`{name}` is not a user name (letters, digits, `.`, `_`, `-`, `@`)"
-            ));
-        }
-        let roles = split_roles(roles)?;
-        Ok(Self {
-            name: name.to_owned(),
-            roles,
-        })
-    }
-}
-
-fn valid(text: &str) -> bool {
-    (1..=64).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-@:".contains(&b))
-}
-
-fn split_roles(text: &str) -> Result<Vec<String>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .map(|r| {
-            if valid(r) {
-                Ok(r.to_owned())
-            } else {
-                Err(format!(
-                    "`{r}` is not a role name: separate roles with commas, and use letters, digits, `.`, `_`, `-`, `@` and `:`"
-                ))
-            }
-        })
-        .collect()
-}
 
 /// The user and roles as picked or typed, or what is wrong with them, in words for the page.
 fn choice(user: &str, roles: &str) -> Result<(String, Vec<String>), String> {
@@ -147,14 +100,22 @@ pub(super) fn page(login: &Login, users: &[DevUser], state: &str) -> Response<Bo
     pages::page(StatusCode::OK, "Sign in (development)", &body)
 }
 
+/// The query of `<prefix>/dev_login`: the picker's form, sent with `GET`.
+#[derive(Debug, Default, Deserialize)]
+pub struct DevChoice {
+    pub state: Option<String>,
+    pub user: Option<String>,
+    pub roles: Option<String>,
+}
+
 /// The picker's answer: a session for the chosen user and roles.
 pub(super) async fn finish(
     login: &Login,
-    params: &HashMap<String, String>,
+    params: &DevChoice,
     headers: &HeaderMap,
 ) -> Response<Body> {
     let retry = login.start_path("/");
-    let state = params.get("state").map(String::as_str).unwrap_or_default();
+    let state = params.state.as_deref().unwrap_or_default();
     let (flow, clear_flow) = match login.take_flow(state, headers) {
         Ok(taken) => taken,
         Err((failure, clear)) => return with_cookies(pages::login_error(failure, &retry), &clear),
@@ -175,8 +136,8 @@ pub(super) async fn finish(
         let page = pages::page(StatusCode::BAD_REQUEST, "Sign-in was not completed", &body);
         with_cookies(page, &clear_flow)
     };
-    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
-    let (user, roles) = match choice(param("user"), param("roles")) {
+    let param = |value: &Option<String>| value.as_deref().unwrap_or_default().to_owned();
+    let (user, roles) = match choice(&param(&params.user), &param(&params.roles)) {
         Ok(choice) => choice,
         Err(message) => return refuse(&message),
     };

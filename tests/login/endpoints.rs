@@ -296,3 +296,26 @@ async fn a_signed_in_browser_without_the_role_gets_an_html_403() {
     fx.login(&mut admin, "/admin/panel").await;
     assert_eq!(fx.last_seen().header("x-user-id"), Some("bob"));
 }
+
+/// OAuth 2.0 parameters are sent once (RFC 6749 §3.1): a repeated `rd`, `state` or `code` is
+/// refused with Gatehouse's 400 rather than one of them picked, and starts no login.
+#[tokio::test]
+async fn repeated_query_parameters_are_refused() {
+    let fx = Fixture::start().await;
+    let mut browser = fx.browser();
+    for path in [
+        "/oauth2/start?rd=/a&rd=//evil.com",
+        "/oauth2/callback?state=x&code=c&state=y",
+        "/oauth2/callback?state=x&code=c&code=d",
+        "/oauth2/sign_out?rd=/a&rd=//evil.com",
+    ] {
+        let response = browser.navigate(path).await;
+        assert_eq!(response.status(), 400, "{path}: {}", body_text(&response));
+        assert!(location(&response).is_none(), "{path}: redirected");
+        assert_eq!(json_body(&response)["error"], "bad_request", "{path}");
+    }
+    assert!(fx.idp.authorizations().is_empty());
+    // Sent once, the same parameter starts a login as always.
+    let visit = browser.visit(&start_url("/app/z")).await;
+    assert_eq!(visit.landed(), "/app/z", "{:?}", visit.urls);
+}

@@ -8,6 +8,9 @@
 //! is refused rather than interpreted: userinfo (`user@`), a trailing dot (`host.`, which
 //! resolves like `host` but is another origin), empty labels, IPv4 in any form but dotted
 //! decimal (`2130706433`, `0x7f.1`), and non-ASCII.
+//!
+//! Pure and shared: `config` checks `login.allowed_redirect_hosts` with it at load, `login`
+//! applies it to each `rd=`.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
