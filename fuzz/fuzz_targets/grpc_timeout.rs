@@ -38,5 +38,10 @@ fuzz_target!(|data: &[u8]| {
     let mut headers = HeaderMap::new();
     headers.insert("grpc-timeout", value);
     let got = timeout(&headers).map(|d: Duration| d.as_nanos());
-    assert_eq!(got, reference(data), "grpc-timeout {:?}", String::from_utf8_lossy(data));
+    assert_eq!(
+        got,
+        reference(data),
+        "grpc-timeout {:?}",
+        String::from_utf8_lossy(data)
+    );
 });

@@ -49,7 +49,11 @@ fuzz_target!(|data: &[u8]| {
     let named = ["sub", "username", "client_id"]
         .iter()
         .any(|k| answer.get(*k) == Some(&Value::String(principal.subject.clone())));
-    assert!(named, "subject {:?} is not from the answer", principal.subject);
+    assert!(
+        named,
+        "subject {:?} is not from the answer",
+        principal.subject
+    );
     assert!(!principal.subject.is_empty());
     if let Some(Value::String(iss)) = answer.get("iss") {
         assert_eq!(iss, "https://idp.example");
