@@ -92,10 +92,7 @@ pub struct Prepared {
 pub fn prepare(options: &DevOptions) -> Result<Prepared, DevError> {
     let (certs, _) = devcerts::ensure_with(&options.dir, &options.names, options.leaf_lifetime)?;
     let issuer = DevIssuer::ensure(&options.dir)?;
-    let secret = options.dir.join("session-secret");
-    if !secret.exists() {
-        write_private(&secret, random_secret().as_bytes())?;
-    }
+    let secret = session_secret(&options.dir)?;
     let policies = match &options.policies {
         Some(dir) => dir.clone(),
         None => {
@@ -155,6 +152,15 @@ identity:
         certs,
         upstream,
     })
+}
+
+/// The session secret's file in `dir`, made (random, owner-only) when missing.
+pub fn session_secret(dir: &Path) -> Result<PathBuf, DevError> {
+    let secret = dir.join("session-secret");
+    if !secret.exists() {
+        write_private(&secret, random_secret().as_bytes())?;
+    }
+    Ok(secret)
 }
 
 /// Renews the leaf while running: checks every `lifetime / 10` (at most a minute) and
