@@ -16,7 +16,7 @@ use crate::{demo, devcerts};
 
 mod dev;
 mod migrate;
-mod policy;
+pub(crate) mod policy;
 
 /// Exit code for configuration errors.
 pub const EXIT_CONFIG: u8 = 64;

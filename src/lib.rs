@@ -59,6 +59,7 @@ pub mod grpc;
 pub mod headers;
 pub mod html;
 pub mod identity;
+pub mod inspector;
 pub mod login;
 pub mod migrate;
 pub mod otel;

@@ -59,6 +59,8 @@ pub struct App {
     pub audit: Arc<Audit>,
     /// Request spans, when `telemetry.otlp` is set.
     pub tracing: Option<Arc<otel::Tracing>>,
+    /// The dev inspector under `/.gatehouse/`: demo and dev mode only, never `run`.
+    pub inspector: Option<Arc<crate::inspector::Inspector>>,
 }
 
 /// How verified client certificates become identities.
@@ -183,7 +185,16 @@ pub async fn handle(
         }),
         ..Checked::default()
     };
-    let mut response = match admit(app, conn, &mut request, &request_id, &mut checked).await {
+    // The inspector's view of the exchange: taken only while there is one (zero cost in `run`).
+    let started = Instant::now();
+    let received = app.inspector.as_ref().map(|_| request.headers().clone());
+    let admitted = admit(app, conn, &mut request, &request_id, &mut checked).await;
+    let auth_time = started.elapsed();
+    let sent = match (&received, &admitted) {
+        (Some(_), Ok(Admit::Forward(_))) => Some(request.headers().clone()),
+        _ => None,
+    };
+    let mut response = match admitted {
         Ok(Admit::Forward(forward)) => {
             // 10. Forward exactly what was checked.
             let started = Instant::now();
@@ -277,6 +288,18 @@ pub async fn handle(
     response.headers_mut().insert(X_REQUEST_ID, request_id);
     record.status = response.status().as_u16();
     record.trace_id = checked.trace.as_ref().map(otel::trace_id);
+    if let (Some(event), Some(received)) = (&mut checked.decision, &received) {
+        let timings = crate::inspector::Timings {
+            auth: auth_time,
+            upstream: record.upstream_time,
+            total: started.elapsed(),
+        };
+        event.exchange = Some(Box::new(crate::inspector::exchange(
+            received,
+            sent.as_ref(),
+            timings,
+        )));
+    }
     if let Some(event) = &checked.decision {
         app.audit.record(
             event,
@@ -451,6 +474,13 @@ async fn admit(
             .as_deref()
             .and_then(|h| login::Origin::new(conn.info.scheme, h));
         return endpoint(app, conn, login, name, request, origin.as_ref()).await;
+    }
+    if let Some(inspector) = &app.inspector
+        && crate::inspector::is_path(&canonical)
+    {
+        return Ok(Admit::Answer(
+            inspector.answer(request.method(), &canonical),
+        ));
     }
     if let Some(assertions) = &app.assertions
         && assertions.published()
