@@ -34,6 +34,14 @@ function line(e, text, className) {
   return tr;
 }
 
+// The route and the file:line that holds it (the file's name here; its full path on hover).
+function route(e) {
+  if (!e.route_at) return el('td', e.route);
+  const td = el('td', e.route + ' (' + e.route_at.split('/').pop() + ')');
+  td.title = e.route_at;
+  return td;
+}
+
 function row(e) {
   if (e.kind === 'reload') return line(e, e.message, e.ok ? 'reload' : 'reload failed');
   if (e.kind === 'lagged') return line(e, e.dropped + ' events dropped (the inspector fell behind)', 'lagged');
@@ -42,7 +50,7 @@ function row(e) {
   tr.dataset.id = e.id;
   const total = e.timings_ms ? e.timings_ms.total.toFixed(1) : '';
   tr.append(el('td', time(e.at)), el('td', e.method), el('td', e.path), el('td', e.status),
-    el('td', e.route_at ? e.route + ' (' + e.route_at + ')' : e.route),
+    route(e),
     el('td', e.decision, e.decision), el('td', e.reason), el('td', identity(e)), el('td', total));
   tr.addEventListener('click', () => show(e, tr));
   return tr;
