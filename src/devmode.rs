@@ -4,7 +4,8 @@
 //! and a login page where you pick a user and roles, so browser sessions work with no IdP.
 //!
 //! Not for production, and it says so: it binds loopback unless forced, and the development
-//! issuer and login exist only here (no config file can enable them).
+//! issuer, login and inspector exist only here and in `gatehouse demo` (no config file can
+//! enable them).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;

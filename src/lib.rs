@@ -32,6 +32,7 @@
 //! | `devissuer` | the development token issuer (demo and dev tokens only)      |
 //! | `devmode`   | `gatehouse dev`: trusted local HTTPS with a dev login page     |
 //! | `demo`      | the embedded demo: config and echo upstream                  |
+//! | `inspector` | `/.gatehouse/` in demo and dev: recent decisions, live (SSE) |
 //! | `migrate`   | `gatehouse migrate oauth2-proxy`: its options to our config   |
 //! | `login`     | browser login: OIDC flow, session cookies, `/oauth2/*` pages   |
 //! | `secret`    | secrets from files or env, redacted in `Debug`               |
