@@ -58,6 +58,8 @@ pub struct Exchange {
     pub upstream: Option<Duration>,
     /// Until the response headers.
     pub total: Duration,
+    /// The reason said more exactly, for a person (`token expired 3 min ago`).
+    pub reason_detail: Option<String>,
 }
 
 /// A decision as subscribers get it: the event and the facts of its request.

@@ -170,7 +170,9 @@ impl Inspector {
             "route": event.route,
             "route_at": route_at,
             "decision": event.decision.as_str(),
-            "reason": event.reason,
+            "reason": exchange
+                .and_then(|e| e.reason_detail.clone())
+                .unwrap_or_else(|| event.reason.to_string()),
             "subject": event.subject(),
             "identity": identity,
             "forwarded": forwarded,
@@ -390,6 +392,35 @@ pub fn exchange(received: &HeaderMap, sent: Option<&HeaderMap>, timings: Timings
         auth: timings.auth,
         upstream: timings.upstream,
         total: timings.total,
+        reason_detail: None,
+    }
+}
+
+/// `token expired 3 min ago`, for a request refused as `expired`: the `exp` of its bearer
+/// token, read without checking anything (the token was already refused; this only says
+/// when), against `now`.
+pub fn expired_detail(received: &HeaderMap, now: SystemTime) -> Option<String> {
+    use base64::Engine as _;
+    let token = crate::auth::jwt::bearer_token(received).ok()??;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let exp = serde_json::from_slice::<Value>(&bytes)
+        .ok()?
+        .get("exp")?
+        .as_u64()?;
+    let now = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
+    let ago = now.checked_sub(exp)?;
+    Some(format!("token expired {} ago", human(ago)))
+}
+
+fn human(seconds: u64) -> String {
+    match seconds {
+        0..=59 => format!("{seconds} s"),
+        60..=3599 => format!("{} min", seconds / 60),
+        3600..=86_399 => format!("{} h", seconds / 3600),
+        _ => format!("{} days", seconds / 86_400),
     }
 }
 
@@ -451,6 +482,33 @@ mod tests {
         assert!(exchange.forwarded);
         let refused = super::exchange(&received, None, timings);
         assert!(!refused.forwarded && refused.added.is_empty());
+    }
+
+    #[test]
+    fn an_expired_token_says_how_long_ago() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"ES256"}"#),
+            b64(r#"{"exp":1000}"#)
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        let at = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(
+            expired_detail(&headers, at(1000 + 185)).as_deref(),
+            Some("token expired 3 min ago")
+        );
+        assert_eq!(
+            expired_detail(&headers, at(1010)).as_deref(),
+            Some("token expired 10 s ago")
+        );
+        assert_eq!(expired_detail(&headers, at(900)), None);
+        assert_eq!(expired_detail(&HeaderMap::new(), at(1000)), None);
     }
 
     #[test]

@@ -294,11 +294,12 @@ pub async fn handle(
             upstream: record.upstream_time,
             total: started.elapsed(),
         };
-        event.exchange = Some(Box::new(crate::inspector::exchange(
-            received,
-            sent.as_ref(),
-            timings,
-        )));
+        let mut exchange = crate::inspector::exchange(received, sent.as_ref(), timings);
+        if event.reason == "expired" {
+            exchange.reason_detail =
+                crate::inspector::expired_detail(received, std::time::SystemTime::now());
+        }
+        event.exchange = Some(Box::new(exchange));
     }
     if let Some(event) = &checked.decision {
         app.audit.record(
