@@ -37,6 +37,41 @@ pub struct DecisionEvent {
     pub decision: Outcome,
     /// A short phrase: `allowed`, `missing credential`, `expired`, `needs role admin`, ...
     pub reason: Cow<'static, str>,
+    /// What the dev inspector shows besides the decision; made only while one is on.
+    pub exchange: Option<Box<Exchange>>,
+}
+
+/// The headers and timings of one request, for the dev inspector. Header values are
+/// redacted where secret before they are put here (see `inspector::redact`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Exchange {
+    /// The request headers as the client sent them.
+    pub received: Vec<(String, String)>,
+    /// Sent upstream but not received (or received with another value).
+    pub added: Vec<(String, String)>,
+    /// Received but not sent upstream.
+    pub removed: Vec<String>,
+    /// The request went to the app (else Gatehouse answered it).
+    pub forwarded: bool,
+    /// Everything before forwarding: hygiene, routing, authentication, authorization.
+    pub auth: Duration,
+    pub upstream: Option<Duration>,
+    /// Until the response headers.
+    pub total: Duration,
+    /// The reason said more exactly, for a person (`token expired 3 min ago`).
+    pub reason_detail: Option<String>,
+}
+
+/// A decision as subscribers get it: the event and the facts of its request.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub event: DecisionEvent,
+    pub at: std::time::SystemTime,
+    pub request_id: String,
+    pub method: http::Method,
+    pub path: String,
+    pub host: Option<String>,
+    pub status: u16,
 }
 
 impl DecisionEvent {
@@ -50,6 +85,7 @@ impl DecisionEvent {
                 Outcome::Unauthenticated => "unauthenticated",
                 Outcome::Forbidden => "forbidden",
             }),
+            exchange: None,
         }
     }
 
@@ -90,7 +126,7 @@ pub struct RequestFacts<'a> {
 pub struct Audit {
     mode: AuditMode,
     limiter: Mutex<Limiter>,
-    events: broadcast::Sender<Arc<DecisionEvent>>,
+    events: broadcast::Sender<Arc<Recorded>>,
 }
 
 impl Audit {
@@ -104,14 +140,22 @@ impl Audit {
 
     /// Every decision from now on (all of them, whatever `log.audit` says). A subscriber that
     /// falls behind loses the oldest events, never slows a request.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<DecisionEvent>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Recorded>> {
         self.events.subscribe()
     }
 
     /// Writes the audit line of a decision (as `log.audit` asks) and hands it to subscribers.
     pub fn record(&self, event: &DecisionEvent, facts: &RequestFacts<'_>) {
         if self.events.receiver_count() > 0 {
-            let _ = self.events.send(Arc::new(event.clone()));
+            let _ = self.events.send(Arc::new(Recorded {
+                event: event.clone(),
+                at: std::time::SystemTime::now(),
+                request_id: facts.request_id.to_owned(),
+                method: facts.method.clone(),
+                path: facts.path.to_owned(),
+                host: facts.host.map(str::to_owned),
+                status: facts.status,
+            }));
         }
         let denied = event.decision != Outcome::Allow;
         match self.mode {

@@ -4,6 +4,7 @@
 //! access-log line and the request metrics once, when the body is finished or dropped, so the
 //! duration covers the whole exchange and an aborted download is still logged.
 
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderValue, Method};
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{Either, Full};
 use pin_project_lite::pin_project;
 
@@ -19,15 +21,23 @@ use crate::audit::DecisionEvent;
 use crate::proxy::UpstreamBody;
 use crate::telemetry;
 
-/// What every handler answers with: a streamed upstream body or a small body of our own.
-pub type Body = Either<UpstreamBody, Full<Bytes>>;
+/// What every handler answers with: a streamed upstream body, or one of our own.
+pub type Body = Either<UpstreamBody, Own>;
+
+/// A body Gatehouse makes: small and whole, or (the dev inspector's event stream) endless.
+pub type Own = Either<Full<Bytes>, BoxBody<Bytes, Infallible>>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Either::Right(Full::new(bytes.into()))
+    Either::Right(Either::Left(Full::new(bytes.into())))
+}
+
+/// A body of our own that streams.
+pub fn stream(body: BoxBody<Bytes, Infallible>) -> Body {
+    Either::Right(Either::Right(body))
 }
 
 pub fn empty() -> Body {
-    Either::Right(Full::new(Bytes::new()))
+    full(Bytes::new())
 }
 
 /// The facts of one request that the access log and metrics need.

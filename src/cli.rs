@@ -16,7 +16,7 @@ use crate::{demo, devcerts};
 
 mod dev;
 mod migrate;
-mod policy;
+pub(crate) mod policy;
 
 /// Exit code for configuration errors.
 pub const EXIT_CONFIG: u8 = 64;
@@ -290,9 +290,14 @@ async fn run_demo(args: DemoArgs) -> ExitCode {
         Ok(dir) => dir,
         Err(e) => return fail(e),
     };
+    let secret = match crate::devmode::session_secret(&args.certs) {
+        Ok(secret) => secret,
+        Err(e) => return fail(e),
+    };
     let config = match demo::config(
         &paths,
         &issuer,
+        &secret,
         &policies,
         &args.listen,
         &args.admin,
@@ -305,7 +310,7 @@ async fn run_demo(args: DemoArgs) -> ExitCode {
     let banner = move |running: &Running| {
         let port = running.https_addr.map_or(0, |a| a.port());
         eprintln!(
-            "\nGatehouse demo\n  open    https://localhost:{port}/  (trust {ca} first, see README)\n  or      curl --cacert {ca} https://localhost:{port}/\n  token   gatehouse dev token --sub alice --roles admin  (then -H \"Authorization: Bearer $TOKEN\")\n  policy  {policies}\n  admin   http://{admin}/metrics\n  stop    Ctrl-C\n",
+            "\nGatehouse demo\n  open    https://localhost:{port}/  (trust {ca} first, see README)\n  sign in alice (admin, dev) or bob (dev) on the login page\n  inspect https://localhost:{port}/.gatehouse/  (every decision, live)\n  or      curl --cacert {ca} https://localhost:{port}/\n  token   gatehouse dev token --sub alice --roles admin  (then -H \"Authorization: Bearer $TOKEN\")\n  policy  {policies}\n  admin   http://{admin}/metrics\n  stop    Ctrl-C\n",
             ca = paths.ca_cert.display(),
             policies = policies.display(),
             admin = running.admin_addr,

@@ -129,7 +129,8 @@ pub struct Config {
     pub login: Option<LoginSettings>,
     pub session: Option<SessionSettings>,
     /// Dev mode only: sign in by picking one of these users (or typing one) instead of at an
-    /// OpenID provider. No config file can set this; `gatehouse dev` does.
+    /// OpenID provider; also turns on the inspector (`/.gatehouse/`). No config file can set
+    /// this; `gatehouse dev` and `gatehouse demo` do.
     pub dev_users: Option<Vec<DevUser>>,
     /// The signed identity assertion (`identity.assertion`), when enabled.
     pub assertion: Option<AssertionSettings>,

@@ -1,6 +1,8 @@
 //! The embedded demo: Gatehouse's main job with nothing to bring. Development certificates
 //! (made if missing), HTTPS on `127.0.0.1:8443`, and a built-in echo application that answers
 //! with what it received, so you can see exactly what an application behind Gatehouse sees.
+//! Browsers sign in on dev mode's login page (users alice and bob, editable there); bearer
+//! tokens from `gatehouse dev token` work too.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -19,6 +21,16 @@ use crate::config::{self, Config, ConfigErrors, Overrides};
 use crate::devcerts::DevCertPaths;
 use crate::devissuer::DevIssuer;
 use crate::html::escape;
+use crate::login::DevUser;
+
+/// The users the demo's login page offers (any other can be typed there).
+pub fn users() -> Vec<DevUser> {
+    let user = |name: &str, roles: &[&str]| DevUser {
+        name: name.to_owned(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+    };
+    vec![user("alice", &["admin", "dev"]), user("bob", &["dev"])]
+}
 
 /// The sample policy, for when the demo runs outside the repository.
 pub const SAMPLE_POLICY: &str = include_str!("../policies/demo.yaml");
@@ -35,10 +47,12 @@ pub fn policy_dir(preferred: &Path, certs_dir: &Path) -> std::io::Result<std::pa
     Ok(dir)
 }
 
-/// The demo's config, with the echo app's address filled in.
+/// The demo's config, with the echo app's address filled in, and the dev login on (with the
+/// session secret in `session_secret`).
 pub fn config(
     certs: &DevCertPaths,
     issuer: &DevIssuer,
+    session_secret: &Path,
     policies: &Path,
     listen: &str,
     admin: &str,
@@ -56,7 +70,9 @@ tls:
 upstream:
   url: http://{echo}
 policies: {policies}
-{issuers}identity:
+{issuers}session:
+  secrets: [{{ file: {secret} }}]
+identity:
   email_header: X-User-Email
   scopes_header: X-User-Scopes
 ",
@@ -64,8 +80,11 @@ policies: {policies}
         key = certs.key.display(),
         policies = policies.display(),
         issuers = issuer.config_yaml(),
+        secret = session_secret.display(),
     );
-    config::parse(&text, Path::new("(demo config)"), &Overrides::default())
+    let mut config = config::parse(&text, Path::new("(demo config)"), &Overrides::default())?;
+    config.dev_users = Some(users());
+    Ok(config)
 }
 
 /// Serves the echo application on `listener` until the task is aborted.
@@ -133,25 +152,92 @@ async fn answer(request: Request<Incoming>) -> Response<Full<Bytes>> {
     response
 }
 
+/// Is `name` a header Gatehouse adds on the way to the app (identity, forwarding, request id)?
+fn injected(name: &str) -> bool {
+    ["x-user-", "x-forwarded-", "x-gatehouse-"]
+        .iter()
+        .any(|p| name.starts_with(p))
+        || matches!(name, "forwarded" | "x-request-id" | "traceparent")
+}
+
 fn html(method: &http::Method, uri: &http::Uri, headers: &HeaderMap, body_bytes: u64) -> String {
     let mut rows = String::new();
     for (name, value) in headers {
         let value = String::from_utf8_lossy(value.as_bytes());
+        let class = if injected(name.as_str()) {
+            " class=added"
+        } else {
+            ""
+        };
         let _ = write!(
             rows,
-            "<tr><th>{}</th><td>{}</td></tr>",
+            "<tr{class}><th>{}</th><td>{}</td></tr>",
             escape(name.as_str()),
             escape(&value)
         );
     }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let did = match header("x-user-id") {
+        Some(user) => format!(
+            "<p class=verdict>Gatehouse checked who you are and let this request in as \
+<b>{}</b> (roles: {}). It told the app so in the <mark>highlighted</mark> headers below; \
+the app never sees your cookie or token.</p>",
+            escape(&user),
+            escape(&header("x-user-roles").unwrap_or_else(|| "none".into()))
+        ),
+        None => "<p class=verdict>This route is <b>public</b>: Gatehouse let the request through \
+without asking who you are, and sent no identity (any <code>X-User-*</code> header a client \
+sends is removed). The headers it added are <mark>highlighted</mark> below.</p>"
+            .to_owned(),
+    };
     format!(
         "<!doctype html><html><head><meta charset=utf-8><title>Gatehouse demo</title>\
-<style>body{{font:15px system-ui;margin:2rem auto;max-width:52rem}}th{{text-align:left;padding-right:1rem;vertical-align:top}}td{{word-break:break-all}}</style></head>\
-<body><h1>Gatehouse demo</h1><p>This is the built-in echo application. It is what an app behind Gatehouse receives:</p>\
-<p><code>{} {}</code> ({} body bytes)</p><table>{}</table></body></html>\n",
+<style>body{{font:15px system-ui;margin:2rem auto;max-width:52rem;padding:0 1rem}}th{{text-align:left;padding-right:1rem;vertical-align:top}}td{{word-break:break-all}}\
+tr.added{{background:#fff3bf}}li{{margin:.3rem 0}}.verdict{{font-size:1.05rem}}</style></head>\
+<body><h1>Gatehouse demo</h1>{did}\
+<p id=who>Who you are: <span id=user>checking&hellip;</span></p>\
+<h2>Try it</h2><ul>\
+<li><a href=\"/public/hello\">/public/hello</a>: public, anyone gets in and no identity is sent.</li>\
+<li><a href=\"/me\">/me</a>: anyone signed in. Not signed in? You are sent to the login page first, then back here with your identity headers.</li>\
+<li><a href=\"/admin/\">/admin/</a>: admin only. alice gets in; bob sees a 403 page saying which role is missing.</li>\
+<li><a href=\"/oauth2/start?rd=/me\">Sign in</a> (pick alice or bob, or type a user and roles) &middot; <a href=\"/oauth2/sign_out?rd=/\">Sign out</a></li>\
+<li><a href=\"/.gatehouse/\">/.gatehouse/</a>: the inspector, every decision live with its route and reason.</li>\
+<li>API calls (no <code>Accept: text/html</code>) get 401 JSON instead of the login page; <code>gatehouse dev token --sub alice --roles admin</code> makes a bearer token.</li>\
+</ul>\
+<h2>What the app received</h2>\
+<p><code>{} {}</code> ({} body bytes)</p><table>{}</table>\
+<script>fetch('/oauth2/userinfo',{{headers:{{accept:'application/json'}}}}).then(r=>r.ok?r.json():null).then(u=>{{\
+const s=document.getElementById('user');\
+s.textContent=u?('signed in as '+u.user+' (roles: '+((u.groups||[]).join(', ')||'none')+')'):'anonymous (not signed in)';}})\
+.catch(()=>{{document.getElementById('user').textContent='unknown';}});</script></body></html>\n",
         escape(method.as_str()),
         escape(&uri.to_string()),
         body_bytes,
         rows
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_escapes_what_it_echoes_and_marks_what_gatehouse_added() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-demo",
+            HeaderValue::from_static("<script>alert(1)</script>"),
+        );
+        headers.insert("x-user-id", HeaderValue::from_static("<b>alice</b>"));
+        let page = html(&http::Method::GET, &"/me".parse().unwrap(), &headers, 0);
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(page.contains("<tr class=added><th>x-user-id</th>"));
+        assert!(page.contains("<tr><th>x-demo</th>"));
+        assert!(page.contains("as <b>&lt;b&gt;alice&lt;/b&gt;</b>"));
+    }
 }

@@ -4,7 +4,8 @@
 //! and a login page where you pick a user and roles, so browser sessions work with no IdP.
 //!
 //! Not for production, and it says so: it binds loopback unless forced, and the development
-//! issuer and login exist only here (no config file can enable them).
+//! issuer, login and inspector exist only here and in `gatehouse demo` (no config file can
+//! enable them).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;
@@ -92,10 +93,7 @@ pub struct Prepared {
 pub fn prepare(options: &DevOptions) -> Result<Prepared, DevError> {
     let (certs, _) = devcerts::ensure_with(&options.dir, &options.names, options.leaf_lifetime)?;
     let issuer = DevIssuer::ensure(&options.dir)?;
-    let secret = options.dir.join("session-secret");
-    if !secret.exists() {
-        write_private(&secret, random_secret().as_bytes())?;
-    }
+    let secret = session_secret(&options.dir)?;
     let policies = match &options.policies {
         Some(dir) => dir.clone(),
         None => {
@@ -155,6 +153,15 @@ identity:
         certs,
         upstream,
     })
+}
+
+/// The session secret's file in `dir`, made (random, owner-only) when missing.
+pub fn session_secret(dir: &Path) -> Result<PathBuf, DevError> {
+    let secret = dir.join("session-secret");
+    if !secret.exists() {
+        write_private(&secret, random_secret().as_bytes())?;
+    }
+    Ok(secret)
 }
 
 /// Renews the leaf while running: checks every `lifetime / 10` (at most a minute) and

@@ -33,6 +33,7 @@
 //! | `devissuer` | the development token issuer (demo and dev tokens only)      |
 //! | `devmode`   | `gatehouse dev`: trusted local HTTPS with a dev login page     |
 //! | `demo`      | the embedded demo: config and echo upstream                  |
+//! | `inspector` | `/.gatehouse/` in demo and dev: recent decisions, live (SSE) |
 //! | `migrate`   | `gatehouse migrate oauth2-proxy`: its options to our config   |
 //! | `login`     | browser login: OIDC flow, session cookies, `/oauth2/*` pages   |
 //! | `redirect`  | where a login may send the browser (`rd=`, allowed hosts)     |
@@ -62,6 +63,7 @@ pub mod grpc;
 pub mod headers;
 pub mod html;
 pub mod identity;
+pub mod inspector;
 pub mod login;
 pub mod migrate;
 pub mod otel;

@@ -205,9 +205,22 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             }
         }));
     }
-    background.push(watch_policy(&config, policy.clone(), &reload));
+    // Demo and dev mode only (no config file sets `dev_users`): `run` never has an inspector.
+    let inspector = config
+        .dev_users
+        .is_some()
+        .then(|| crate::inspector::Inspector::new(policy.clone()));
+    background.push(watch_policy(
+        &config,
+        policy.clone(),
+        &reload,
+        inspector.clone(),
+    ));
     background.push(telemetry::spawn_upkeep());
     let audit = Arc::new(Audit::new(config.log.audit));
+    if let Some(inspector) = &inspector {
+        background.push(inspector.feed(audit.subscribe()));
+    }
     let (tracing, exporting) =
         match otel::start(&config.telemetry).map_err(StartError::Telemetry)? {
             Some((tracing, exporting)) => (Some(tracing), Some(exporting)),
@@ -253,6 +266,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 .then(|| crate::compat::Probes::new(readiness.clone())),
             audit: audit.clone(),
             tracing,
+            inspector: inspector.clone(),
         }),
         http: http_builder(&config.limits),
         permits: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -303,6 +317,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let stopped = tokio::spawn(async move {
         let _ = signal.wait_for(|stop| *stop).await;
         readiness.start_draining();
+        // The inspector's event streams never end by themselves.
+        if let Some(inspector) = &inspector {
+            inspector.close();
+        }
         let draining = std::time::Instant::now();
         tracing::info!("shutting down: no new connections, draining in-flight requests");
         for task in accepting {
@@ -480,6 +498,7 @@ fn watch_policy(
     config: &Config,
     current: Arc<ArcSwap<Policy>>,
     trigger: &file_reload::Trigger,
+    inspector: Option<Arc<crate::inspector::Inspector>>,
 ) -> JoinHandle<()> {
     let config = config.clone();
     let watch = FileWatch::new(vec![config.policies.clone()]);
@@ -495,9 +514,15 @@ fn watch_policy(
                 current.store(Arc::new(policy));
                 telemetry::reloaded("policies", true);
                 tracing::info!(dir = %config.policies.display(), "policies reloaded");
+                if let Some(inspector) = &inspector {
+                    inspector.reloaded(Ok(config.policies.display().to_string()));
+                }
             }
             Err(errors) => {
                 telemetry::reloaded("policies", false);
+                if let Some(inspector) = &inspector {
+                    inspector.reloaded(Err(errors.iter().map(ToString::to_string).collect()));
+                }
                 for error in errors {
                     tracing::warn!(%error, "policy reload failed; keeping the previous policy");
                 }

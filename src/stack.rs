@@ -62,6 +62,8 @@ pub struct App {
     pub tracing: Option<Arc<otel::Tracing>>,
     /// The endpoints under the login prefix (`endpoints::router`).
     pub endpoints: axum::Router,
+    /// The dev inspector under `/.gatehouse/`: demo and dev mode only, never `run`.
+    pub inspector: Option<Arc<crate::inspector::Inspector>>,
 }
 
 /// How verified client certificates become identities.
@@ -186,7 +188,16 @@ pub async fn handle(
         }),
         ..Checked::default()
     };
-    let mut response = match admit(app, conn, &mut request, &request_id, &mut checked).await {
+    // The inspector's view of the exchange: taken only while there is one (zero cost in `run`).
+    let started = Instant::now();
+    let received = app.inspector.as_ref().map(|_| request.headers().clone());
+    let admitted = admit(app, conn, &mut request, &request_id, &mut checked).await;
+    let auth_time = started.elapsed();
+    let sent = match (&received, &admitted) {
+        (Some(_), Ok(Admit::Forward(_))) => Some(request.headers().clone()),
+        _ => None,
+    };
+    let mut response = match admitted {
         Ok(Admit::Forward(forward)) => {
             // 10. Forward exactly what was checked.
             let started = Instant::now();
@@ -285,6 +296,19 @@ pub async fn handle(
     response.headers_mut().insert(X_REQUEST_ID, request_id);
     record.status = response.status().as_u16();
     record.trace_id = checked.trace.as_ref().map(otel::trace_id);
+    if let (Some(event), Some(received)) = (&mut checked.decision, &received) {
+        let timings = crate::inspector::Timings {
+            auth: auth_time,
+            upstream: record.upstream_time,
+            total: started.elapsed(),
+        };
+        let mut exchange = crate::inspector::exchange(received, sent.as_ref(), timings);
+        if event.reason == "expired" {
+            exchange.reason_detail =
+                crate::inspector::expired_detail(received, std::time::SystemTime::now());
+        }
+        event.exchange = Some(Box::new(exchange));
+    }
     if let Some(event) = &checked.decision {
         app.audit.record(
             event,
@@ -542,6 +566,13 @@ fn built_in(
             host: target.host.clone(),
             origin,
         })));
+    }
+    if let Some(inspector) = &app.inspector
+        && crate::inspector::is_path(canonical)
+    {
+        return Some(Ok(Admit::Answer(
+            inspector.answer(request.method(), canonical),
+        )));
     }
     if let Some(assertions) = &app.assertions
         && assertions.published()

@@ -113,6 +113,21 @@ async fn the_leaf_is_renewed_without_dropping_the_listener() {
         app.seen().last().unwrap().header("x-user-id"),
         Some("alice")
     );
+    // Dev mode has the inspector; the app never sees its prefix.
+    let seen = app.seen().len();
+    drop(collect(response).await);
+    sender.ready().await.unwrap();
+    let response = sender
+        .send_request(get("/.gatehouse/inspector.js"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    drop(collect(response).await);
+    assert_eq!(app.seen().len(), seen);
 
     // The plain-HTTP port sends browsers to HTTPS, keeping host and path.
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", http))

@@ -226,6 +226,7 @@ async fn serve_dev(args: ServeArgs) -> ExitCode {
             "\n  gatehouse dev: DEVELOPMENT MODE, NOT FOR PRODUCTION\n{exposure}\
 \n  open     https://localhost:{port}/   ->  {upstream}\
 \n  sign in  pick a user on the login page ({users}), or type one\
+\n  inspect  https://localhost:{port}/.gatehouse/   (every decision, live)\
 \n  tokens   gatehouse dev token --sub alice --roles admin\
 \n  trust    gatehouse certs trust   (CA: {ca})\
 \n  stop     Ctrl-C\n",

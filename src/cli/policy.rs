@@ -264,6 +264,41 @@ fn explain(
     )
 }
 
+/// What `policy explain` prints for a request that was made: the live policy, and the caller
+/// as the request proved it (for the dev inspector).
+pub(crate) fn explain_request(
+    policy: &policy::Policy,
+    method: &Method,
+    canonical: &str,
+    host: Option<&str>,
+    principal: Option<&Principal>,
+) -> String {
+    let mut out = format!(
+        "request   {method} {canonical}{}\n",
+        host.map(|h| format!(" (host {h})")).unwrap_or_default()
+    );
+    match principal {
+        Some(p) => {
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "-".to_owned()
+                } else {
+                    v.join(", ")
+                }
+            };
+            out.push_str(&format!(
+                "caller    {} (roles: {}; scopes: {}) by {}\n",
+                p.subject,
+                list(&p.roles),
+                list(&p.scopes),
+                p.method.as_str()
+            ));
+        }
+        None => out.push_str("caller    anonymous\n"),
+    }
+    decide(policy, method, canonical, host, principal, false, out).unwrap_or_else(|e| e)
+}
+
 /// The route and the decision for `principal` (already filtered by what the route takes);
 /// `opaque` when the caller's token would be introspected, so its answer decides.
 fn decide(
