@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -23,13 +22,6 @@ struct Demo {
     _dir: tempfile::TempDir,
 }
 
-fn banner_value(lines: &[String], prefix: &str) -> Option<String> {
-    lines.iter().find_map(|l| {
-        let rest = l.split_once(prefix)?.1;
-        Some(rest.split('/').next()?.to_owned())
-    })
-}
-
 /// Starts `gatehouse demo` on free ports with its own certificates and the sample policy.
 async fn demo() -> Demo {
     let dir = tempfile::tempdir().unwrap();
@@ -41,37 +33,8 @@ async fn demo() -> Demo {
         .arg(&certs)
         .arg("--policies")
         .arg(dir.path().join("none"));
-    let (child, log) = spawn_logged(command);
-    let mut process = Process {
-        child,
-        https: None,
-        admin: "127.0.0.1:0".parse().unwrap(),
-        log,
-    };
-    eventually("the demo prints its banner", WAIT, || {
-        let printed = process
-            .log_lines()
-            .iter()
-            .any(|l| l.contains("admin   http://"));
-        async move { printed }
-    })
-    .await;
-    let lines = process.log_lines();
-    let port: u16 = banner_value(&lines, "open    https://localhost:")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let admin: SocketAddr = banner_value(&lines, "admin   http://")
-        .unwrap()
-        .parse()
-        .unwrap();
-    eventually("the demo is ready", WAIT, || async move {
-        admin_get(admin, "/readyz").await.0 == 200
-    })
-    .await;
-    let https = SocketAddr::from(([127, 0, 0, 1], port));
-    process.https = Some(https);
-    process.admin = admin;
+    let process = start_demo(command).await;
+    let https = process.https.unwrap();
     Demo {
         process,
         client: Client::new(https, &certs.join("ca.pem")),

@@ -6,7 +6,6 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -215,14 +214,6 @@ async fn certs_dev_makes_a_ca_and_a_leaf_that_serve_and_keeps_the_ca() {
     assert_eq!(std::fs::read(&pki.paths.cert).unwrap(), leaf);
 }
 
-/// The address printed after `prefix` on a banner line, up to the next `/`.
-fn banner_addr(lines: &[String], prefix: &str) -> Option<String> {
-    lines.iter().find_map(|l| {
-        let rest = l.split_once(prefix)?.1;
-        Some(rest.split('/').next()?.to_owned())
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_the_echo_app_over_https_and_exits_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -232,38 +223,7 @@ async fn demo_serves_the_echo_app_over_https_and_exits_on_sigterm() {
         .args(["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .arg("--certs")
         .arg(&certs);
-    let (child, log) = spawn_logged(command);
-    let mut demo = Process {
-        child,
-        https: None,
-        admin: "127.0.0.1:0".parse().unwrap(),
-        log,
-    };
-    eventually("the demo prints its banner", WAIT, || {
-        let printed = demo
-            .log_lines()
-            .iter()
-            .any(|l| l.contains("admin   http://"));
-        async move { printed }
-    })
-    .await;
-    let lines = demo.log_lines();
-    let port: u16 = banner_addr(&lines, "open    https://localhost:")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let admin: SocketAddr = banner_addr(&lines, "admin   http://")
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_ne!(port, 0, "{lines:#?}");
-    // The banner comes once the listeners are bound; the keys may still be loading.
-    eventually("the demo is ready", WAIT, || async move {
-        admin_get(admin, "/readyz").await.0 == 200
-    })
-    .await;
-    demo.https = Some(SocketAddr::from(([127, 0, 0, 1], port)));
-    demo.admin = admin;
+    let mut demo = start_demo(command).await;
 
     let client = Client::new(demo.https.unwrap(), &certs.join("ca.pem"));
     let response = client.h1(get("/public/hello?x=1")).await;

@@ -206,24 +206,12 @@ fn explain(
                 .and_then(|p| rules.check(&p).map(|()| p).map_err(|e| e.to_string()));
             match principal {
                 Ok(p) => {
-                    let list = |v: &[String]| {
-                        if v.is_empty() {
-                            "-".to_owned()
-                        } else {
-                            v.join(", ")
-                        }
+                    let unchecked = if token.is_some() {
+                        "  [signature not checked]"
+                    } else {
+                        ""
                     };
-                    out.push_str(&format!(
-                        "caller    {} (roles: {}; scopes: {}){}\n",
-                        p.subject,
-                        list(&p.roles),
-                        list(&p.scopes),
-                        if token.is_some() {
-                            "  [signature not checked]"
-                        } else {
-                            ""
-                        }
-                    ));
+                    out.push_str(&caller_line(&p, unchecked));
                     Some(p)
                 }
                 Err(e) => {
@@ -278,25 +266,27 @@ pub(crate) fn explain_request(
         host.map(|h| format!(" (host {h})")).unwrap_or_default()
     );
     match principal {
-        Some(p) => {
-            let list = |v: &[String]| {
-                if v.is_empty() {
-                    "-".to_owned()
-                } else {
-                    v.join(", ")
-                }
-            };
-            out.push_str(&format!(
-                "caller    {} (roles: {}; scopes: {}) by {}\n",
-                p.subject,
-                list(&p.roles),
-                list(&p.scopes),
-                p.method.as_str()
-            ));
-        }
+        Some(p) => out.push_str(&caller_line(p, &format!(" by {}", p.method.as_str()))),
         None => out.push_str("caller    anonymous\n"),
     }
     decide(policy, method, canonical, host, principal, false, out).unwrap_or_else(|e| e)
+}
+
+/// The `caller` line of an explanation: subject, roles and scopes, then `tail`.
+fn caller_line(p: &Principal, tail: &str) -> String {
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    format!(
+        "caller    {} (roles: {}; scopes: {}){tail}\n",
+        p.subject,
+        list(&p.roles),
+        list(&p.scopes)
+    )
 }
 
 /// The route and the decision for `principal` (already filtered by what the route takes);

@@ -392,6 +392,53 @@ where
 }
 
 /// The real `gatehouse` binary, running with a config file; killed on drop.
+/// Starts `command` (a `gatehouse demo` with `--listen`/`--admin` on port 0), reads the
+/// addresses it bound from its banner, and waits until its `/readyz` answers 200.
+pub async fn start_demo(command: Command) -> Process {
+    const WAIT: Duration = Duration::from_secs(30);
+    let (child, log) = spawn_logged(command);
+    let mut process = Process {
+        child,
+        https: None,
+        admin: "127.0.0.1:0".parse().unwrap(),
+        log,
+    };
+    eventually("the demo prints its banner", WAIT, || {
+        let printed = process
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("admin   http://"));
+        async move { printed }
+    })
+    .await;
+    let lines = process.log_lines();
+    let port: u16 = banner_addr(&lines, "open    https://localhost:")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(port, 0, "{lines:#?}");
+    let admin: SocketAddr = banner_addr(&lines, "admin   http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The banner comes once the listeners are bound; the keys may still be loading.
+    eventually("the demo is ready", WAIT, || async move {
+        admin_get(admin, "/readyz").await.0 == 200
+    })
+    .await;
+    process.https = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+    process.admin = admin;
+    process
+}
+
+/// The address printed after `prefix` on a banner line, up to the next `/`.
+pub fn banner_addr(lines: &[String], prefix: &str) -> Option<String> {
+    lines.iter().find_map(|l| {
+        let rest = l.split_once(prefix)?.1;
+        Some(rest.split('/').next()?.to_owned())
+    })
+}
+
 pub struct Process {
     pub child: Child,
     pub https: Option<SocketAddr>,
