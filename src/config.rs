@@ -35,6 +35,7 @@ use crate::secret::{SecretSource, TextSource};
 use crate::telemetry::{AuditMode, LogFormat};
 pub use dev_user::DevUser;
 pub use raw::RawConfig;
+pub use validate_auth::valid_provider_name;
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,8 +126,11 @@ pub struct Config {
     pub issuers: Vec<IssuerSettings>,
     pub identity: IdentitySettings,
     pub tokens: TokenSettings,
-    /// Browser login; when set, `session` is set too.
-    pub login: Option<LoginSettings>,
+    /// Browser login, one entry per provider (in the order written); when not empty,
+    /// `session` is set too. Every entry holds the same shared settings (`prefix`,
+    /// `allowed_redirect_hosts`, `pass_access_token`, `set_authorization`), names and
+    /// issuers are unique.
+    pub login: Vec<LoginSettings>,
     pub session: Option<SessionSettings>,
     /// Dev mode only: sign in by picking one of these users (or typing one) instead of at an
     /// OpenID provider; also turns on the inspector (`/.gatehouse/`). No config file can set
@@ -177,6 +181,10 @@ pub struct AssertionSettings {
 
 #[derive(Debug, Clone)]
 pub struct LoginSettings {
+    /// Unique among the providers; `default` for a single one.
+    pub name: String,
+    /// What the chooser page shows.
+    pub title: String,
     pub issuer: String,
     pub client_id: String,
     pub client_secret: Option<SecretSource>,

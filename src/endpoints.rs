@@ -221,10 +221,22 @@ struct Rd {
     rd: Option<String>,
 }
 
-async fn start(context: Context, headers: HeaderMap, Params(query): Params<Rd>) -> Answer {
+/// `start`'s query: `rd=`, and `provider=` to skip the chooser.
+#[derive(Debug, Deserialize)]
+struct StartParams {
+    rd: Option<String>,
+    provider: Option<String>,
+}
+
+async fn start(context: Context, headers: HeaderMap, Params(query): Params<StartParams>) -> Answer {
     match context.login() {
         Ok(login) => login
-            .start(query.rd.as_deref(), &headers, context.call.origin.as_ref())
+            .start(
+                query.rd.as_deref(),
+                query.provider.as_deref(),
+                &headers,
+                context.call.origin.as_ref(),
+            )
             .into(),
         Err(error) => error.into(),
     }

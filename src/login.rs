@@ -56,6 +56,9 @@ pub struct CallbackParams {
     pub state: Option<String>,
     pub code: Option<String>,
     pub error: Option<String>,
+    /// The provider's issuer (RFC 9207), which some providers add to their answer: it must
+    /// be the issuer the login was started at.
+    pub iss: Option<String>,
 }
 
 /// A login in progress, in its own short-lived cookie.
@@ -74,17 +77,46 @@ struct Flow {
     /// When it started, in nanoseconds: orders flows started within the same second.
     #[serde(rename = "o", default)]
     order: u64,
+    /// The provider the login was started at (by name); the code is redeemed there only.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    provider: Option<String>,
+}
+
+/// One OpenID provider people may sign in with, and the key cache for its ID tokens.
+pub struct Idp {
+    provider: Arc<Provider>,
+    jwks: Arc<Jwks>,
+}
+
+impl Idp {
+    pub fn provider(&self) -> &Arc<Provider> {
+        &self.provider
+    }
+
+    pub fn jwks(&self) -> &Arc<Jwks> {
+        &self.jwks
+    }
+
+    pub fn settings(&self) -> &LoginSettings {
+        self.provider.settings()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings().name
+    }
 }
 
 /// Who signs people in.
 enum Backend {
-    /// A real OpenID provider, and the key cache for its ID tokens.
-    Oidc(Arc<Provider>, Arc<Jwks>),
+    /// Real OpenID providers, in the order configured (never empty).
+    Oidc(Vec<Idp>),
     /// Dev mode only: a local page where the developer picks a user and roles.
     Dev(Vec<DevUser>),
 }
 
 pub struct Login {
+    /// The first provider's settings: the shared ones (`prefix`, redirects, tokens for the
+    /// app) are the same in every provider.
     settings: LoginSettings,
     session: SessionSettings,
     /// Seals cookies and tags Redis indexes; replaced when the secret files change.
@@ -109,31 +141,38 @@ impl std::fmt::Debug for Login {
 }
 
 impl Login {
-    /// Sets up login; sessions must pass `rules`. `jwks` is the issuer's key cache when it is
-    /// also a bearer issuer (one cache per issuer); otherwise a new one is made (run it with
-    /// [`Login::jwks`]).
+    /// Sets up login with one or more providers; sessions must pass `rules`. Each comes with
+    /// its issuer's key cache when that is also a bearer issuer (one cache per issuer);
+    /// otherwise a new one is made (run it: [`Login::idps`]).
     pub fn new(
-        settings: LoginSettings,
+        providers: Vec<(LoginSettings, Option<Arc<Jwks>>)>,
         session: SessionSettings,
         rules: IdentityRules,
-        jwks: Option<Arc<Jwks>>,
         http: reqwest::Client,
     ) -> Result<Self, String> {
-        let client_secret = settings
-            .client_secret
-            .as_ref()
-            .map(|s| s.read())
-            .transpose()?;
-        let jwks = jwks.unwrap_or_else(|| {
-            Jwks::with_source(
-                &settings.issuer,
-                JwksSource::Discovery,
-                JwksSettings::default(),
-                http.clone(),
-            )
-        });
-        let provider = Provider::new(settings.clone(), client_secret, http);
-        Self::assemble(settings, session, Backend::Oidc(provider, jwks), rules)
+        let mut idps = Vec::new();
+        for (settings, jwks) in providers {
+            let client_secret = settings
+                .client_secret
+                .as_ref()
+                .map(|s| s.read())
+                .transpose()?;
+            let jwks = jwks.unwrap_or_else(|| {
+                Jwks::with_source(
+                    &settings.issuer,
+                    JwksSource::Discovery,
+                    JwksSettings::default(),
+                    http.clone(),
+                )
+            });
+            let provider = Provider::new(settings, client_secret, http.clone());
+            idps.push(Idp { provider, jwks });
+        }
+        let first = idps
+            .first()
+            .map(|idp| idp.settings().clone())
+            .ok_or("login names no provider")?;
+        Self::assemble(first, session, Backend::Oidc(idps), rules)
     }
 
     fn assemble(
@@ -182,8 +221,10 @@ impl Login {
             .iter()
             .filter_map(|s| s.file().map(std::path::Path::to_path_buf))
             .collect();
-        if let Some(file) = self.settings.client_secret.as_ref().and_then(|s| s.file()) {
-            files.push(file.to_path_buf());
+        for idp in self.idps() {
+            if let Some(file) = idp.settings().client_secret.as_ref().and_then(|s| s.file()) {
+                files.push(file.to_path_buf());
+            }
         }
         if let Some(store) = self.redis() {
             files.extend(store.credential_files());
@@ -201,11 +242,14 @@ impl Login {
                 tracing::warn!(%error, "session secrets not reloaded; the previous ones stay")
             }
         }
-        if let (Some(provider), Some(source)) = (self.provider(), &self.settings.client_secret) {
+        for idp in self.idps() {
+            let Some(source) = &idp.settings().client_secret else {
+                continue;
+            };
             match source.read() {
-                Ok(secret) => provider.set_client_secret(secret),
+                Ok(secret) => idp.provider.set_client_secret(secret),
                 Err(error) => {
-                    tracing::warn!(%error, "client secret not reloaded; the previous one stays")
+                    tracing::warn!(provider = idp.name(), %error, "client secret not reloaded; the previous one stays")
                 }
             }
         }
@@ -218,19 +262,39 @@ impl Login {
         tracing::info!("secrets reloaded");
     }
 
-    /// The OpenID provider; `None` in dev mode.
-    pub fn provider(&self) -> Option<&Arc<Provider>> {
+    /// The OpenID providers, in the order configured; none in dev mode.
+    pub fn idps(&self) -> &[Idp] {
         match &self.backend {
-            Backend::Oidc(provider, _) => Some(provider),
-            Backend::Dev(_) => None,
+            Backend::Oidc(idps) => idps,
+            Backend::Dev(_) => &[],
         }
     }
 
-    /// The key cache for ID tokens; `None` in dev mode.
-    pub fn jwks(&self) -> Option<&Arc<Jwks>> {
-        match &self.backend {
-            Backend::Oidc(_, jwks) => Some(jwks),
-            Backend::Dev(_) => None,
+    /// The provider called `name`; `None` (no name: a session sealed before providers had
+    /// names) is the first.
+    fn idp(&self, name: Option<&str>) -> Option<&Idp> {
+        let idps = self.idps();
+        match name {
+            None => idps.first(),
+            Some(name) => idps.iter().find(|idp| idp.name() == name),
+        }
+    }
+
+    /// The name a Redis index of `base` (`sub`, `sid`) has for a provider's sessions: the
+    /// first provider keeps the plain name (as with a single `login`, so adding a provider
+    /// later keeps the sessions already open reachable), the others add their own name, so
+    /// one provider's back-channel logout never ends another's sessions of the same `sub`.
+    fn index_kind(&self, provider: Option<&str>, base: &str) -> String {
+        match provider {
+            Some(name)
+                if self
+                    .idps()
+                    .first()
+                    .is_some_and(|first| first.name() != name) =>
+            {
+                format!("{base}/{name}")
+            }
+            _ => base.to_owned(),
         }
     }
 
@@ -245,15 +309,37 @@ impl Login {
     }
 
     fn start_path(&self, rd: &str) -> String {
-        let rd: String = form_urlencoded::byte_serialize(rd.as_bytes()).collect();
-        format!("{}/start?rd={rd}", self.settings.prefix)
+        self.start_path_at(rd, None)
+    }
+
+    /// `<prefix>/start` coming back to `rd`, at `provider` (else the chooser, when there are
+    /// several).
+    fn start_path_at(&self, rd: &str, provider: Option<&str>) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if let Some(provider) = provider {
+            query.append_pair("provider", provider);
+        }
+        query.append_pair("rd", rd);
+        format!("{}/start?{}", self.settings.prefix, query.finish())
+    }
+
+    /// The names of the providers, in order (empty in dev mode).
+    pub fn provider_names(&self) -> Vec<&str> {
+        self.idps().iter().map(Idp::name).collect()
     }
 
     /// A redirect to the login, coming back to `original` (a path with its query) afterwards:
     /// 302 for GET and HEAD, 303 for other methods (a form POST), so that the browser
     /// follows with a GET and later fetches `original` with a GET.
-    pub fn redirect_to_login(&self, original: &str, method: &Method) -> Response<Body> {
-        let mut response = redirect(&self.start_path(original), Vec::new());
+    /// With `provider`, the login goes straight to that provider (a route allows only it).
+    pub fn redirect_to_login(
+        &self,
+        original: &str,
+        method: &Method,
+        provider: Option<&str>,
+    ) -> Response<Body> {
+        let provider = provider.filter(|_| !self.is_dev());
+        let mut response = redirect(&self.start_path_at(original, provider), Vec::new());
         if method != Method::GET && method != Method::HEAD {
             *response.status_mut() = StatusCode::SEE_OTHER;
         }
@@ -278,15 +364,15 @@ impl Login {
     }
 
     /// The principal of a verified ID token, under the same identity rules as bearer tokens.
-    fn principal_from_claims(&self, claims: Map<String, Value>) -> Result<Principal, TokenError> {
-        let principal = self
-            .settings
+    fn principal_from_claims(
+        &self,
+        idp: &Idp,
+        claims: Map<String, Value>,
+    ) -> Result<Principal, TokenError> {
+        let settings = idp.settings();
+        let principal = settings
             .claims
-            .principal(
-                Value::Object(claims),
-                &self.settings.issuer,
-                AuthMethod::Session,
-            )
+            .principal(Value::Object(claims), &settings.issuer, AuthMethod::Session)
             .map_err(|error| {
                 tracing::warn!(%error, "ID token refused");
                 TokenError::Claims
@@ -302,24 +388,25 @@ impl Login {
     /// client id, then `azp` and, during login, `nonce`. Returns the claims and `exp`.
     async fn verify_id_token(
         &self,
+        idp: &Idp,
         token: &str,
         nonce: Option<&str>,
     ) -> Result<(Map<String, Value>, u64), TokenError> {
-        let audiences = [self.settings.client_id.clone()];
+        let settings = idp.settings();
+        let audiences = [settings.client_id.clone()];
         let expect = Expectations {
-            issuer: &self.settings.issuer,
+            issuer: &settings.issuer,
             audiences: &audiences,
-            algorithms: &self.settings.algorithms,
-            leeway: self.settings.leeway,
+            algorithms: &settings.algorithms,
+            leeway: settings.leeway,
         };
-        let jwks = self.jwks().ok_or(TokenError::KeysUnavailable)?;
-        let (claims, exp) = verify_signed(token, jwks, expect, (self.clock)()).await?;
+        let (claims, exp) = verify_signed(token, &idp.jwks, expect, (self.clock)()).await?;
         let several_audiences = claims
             .get("aud")
             .and_then(Value::as_array)
             .is_some_and(|a| a.len() > 1);
         match claims.get("azp").and_then(Value::as_str) {
-            Some(azp) if azp != self.settings.client_id => return Err(TokenError::Audience),
+            Some(azp) if azp != settings.client_id => return Err(TokenError::Audience),
             None if several_audiences => return Err(TokenError::Audience),
             _ => {}
         }
@@ -366,10 +453,12 @@ impl Login {
         }
     }
 
-    /// `<prefix>/start`: a new flow, then the provider (or the dev picker).
+    /// `<prefix>/start`: a new flow, then the provider (or the dev picker). With several
+    /// providers and no `provider`, the page where the person chooses one.
     pub fn start(
         &self,
         rd: Option<&str>,
+        provider: Option<&str>,
         headers: &HeaderMap,
         origin: Option<&Origin>,
     ) -> Response<Body> {
@@ -381,20 +470,40 @@ impl Login {
         let rd = rd
             .and_then(|rd| self.redirects.check(rd, origin))
             .unwrap_or_else(|| "/".to_owned());
+        let idp = match (&self.backend, provider) {
+            (Backend::Dev(_), _) => None,
+            (Backend::Oidc(idps), None) if idps.len() > 1 => {
+                let choices: Vec<(String, &str)> = idps
+                    .iter()
+                    .map(|idp| {
+                        (
+                            self.start_path_at(&rd, Some(idp.name())),
+                            idp.settings().title.as_str(),
+                        )
+                    })
+                    .collect();
+                return pages::chooser(&choices);
+            }
+            (Backend::Oidc(_), name) => match self.idp(name) {
+                Some(idp) => Some(idp),
+                None => return pages::unknown_provider(&self.start_path(&rd)),
+            },
+        };
         let secrets = FlowSecrets::new();
         let (Some(id), Some(nonce)) = (random_hex(8), random_hex(16)) else {
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         };
         let state = format!("{id}.{nonce}");
-        let url = match &self.backend {
-            Backend::Oidc(provider, _) => match provider.authorize_url(&state, &secrets) {
+        let url = match idp {
+            Some(idp) => match idp.provider.authorize_url(&state, &secrets) {
                 Ok(url) => Some(url),
                 Err(error) => {
-                    tracing::warn!(%error, "cannot start a login");
-                    return pages::login_error(LoginFailure::Unavailable, &self.start_path(&rd));
+                    tracing::warn!(provider = idp.name(), %error, "cannot start a login");
+                    let retry = self.start_path_at(&rd, Some(idp.name()));
+                    return pages::login_error(LoginFailure::Unavailable, &retry);
                 }
             },
-            Backend::Dev(_) => None,
+            None => None,
         };
         let flow = Flow {
             state: state.clone(),
@@ -405,6 +514,7 @@ impl Login {
             order: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            provider: idp.map(|idp| idp.name().to_owned()),
         };
         let name = format!("{}{id}", self.flow_prefix());
         let Ok(sealed) = self.sealer().seal(&name, &flow) else {
@@ -491,9 +601,17 @@ impl Login {
             }
         };
         let fail = |failure| with_cookies(pages::login_error(failure, &retry), &clear_flow);
-        let Backend::Oidc(provider, _) = &self.backend else {
-            return fail(LoginFailure::StateMismatch);
+        // The flow names its provider; one that is no longer configured cannot finish it.
+        let Some(idp) = self
+            .idp(flow.provider.as_deref())
+            .filter(|_| !self.is_dev())
+        else {
+            return fail(LoginFailure::Expired);
         };
+        if !issuer_matches(idp, params.iss.as_deref()) {
+            tracing::warn!(provider = idp.name(), iss = ?params.iss, "the login answer names another issuer than the login was started at: refused (a mix-up)");
+            return fail(LoginFailure::StateMismatch);
+        }
         if let Some(error) = &params.error {
             tracing::info!(error = %error, "the provider answered the login with an error");
             return fail(LoginFailure::Provider);
@@ -501,7 +619,7 @@ impl Login {
         let Some(code) = &params.code else {
             return fail(LoginFailure::StateMismatch);
         };
-        let tokens = match provider.exchange(code, &flow.verifier).await {
+        let tokens = match idp.provider.exchange(code, &flow.verifier).await {
             Ok(tokens) => tokens,
             Err(error) => {
                 tracing::warn!(%error, "code exchange failed");
@@ -517,14 +635,17 @@ impl Login {
             tracing::warn!("the token response has no ID token");
             return fail(LoginFailure::Rejected);
         };
-        let (claims, id_exp) = match self.verify_id_token(&id_token, Some(&flow.nonce)).await {
+        let (claims, id_exp) = match self
+            .verify_id_token(idp, &id_token, Some(&flow.nonce))
+            .await
+        {
             Ok(verified) => verified,
             Err(error) => {
                 tracing::warn!(%error, "ID token rejected");
                 return fail(LoginFailure::Rejected);
             }
         };
-        let Ok(principal) = self.principal_from_claims(claims.clone()) else {
+        let Ok(principal) = self.principal_from_claims(idp, claims.clone()) else {
             return fail(LoginFailure::Rejected);
         };
         let now = (self.clock)();
@@ -551,6 +672,7 @@ impl Login {
             sid: claims.get("sid").and_then(Value::as_str).map(str::to_owned),
             claims: kept_claims(claims),
             access_token: self.kept_access_token(tokens.access_token),
+            provider: Some(idp.name().to_owned()),
         };
         let mut cookies = match self.create_session(&data, headers).await {
             Ok(cookies) => cookies,
@@ -563,7 +685,7 @@ impl Login {
             }
         };
         cookies.extend(clear_flow.iter().cloned());
-        tracing::info!(subject = %data.subject, "signed in");
+        tracing::info!(subject = %data.subject, provider = idp.name(), "signed in");
         redirect(&flow.rd, cookies)
     }
 
@@ -586,18 +708,22 @@ impl Login {
         if let Some(data) = &ended {
             tracing::info!(subject = %data.subject, "signed out");
         }
+        // The provider the session was signed in at; without a session, the only one.
+        let idp = match &ended {
+            Some(data) => self.idp(data.provider.as_deref()),
+            None => self.idps().first().filter(|_| self.idps().len() == 1),
+        };
+        let provider = idp.map(|idp| &idp.provider);
         let id_token = ended.and_then(|data| data.id_token);
         let clear = self.clear_session(headers);
-        if let Some(provider) = self.provider()
+        if let Some(provider) = provider
             && provider.metadata().is_none()
         {
             tracing::warn!(issuer = %provider.issuer(), "signed out here only: the provider's discovery is not loaded, so its session may still be open");
             let page = pages::signed_out_here_only(&self.start_path("/"), &self.sign_out_path());
             return with_cookies(page, &clear);
         }
-        let end_session = self
-            .provider()
-            .and_then(|p| p.end_session_url(id_token.as_deref()));
+        let end_session = provider.and_then(|p| p.end_session_url(id_token.as_deref()));
         let target = match end_session {
             Some(url) => url,
             None => rd
@@ -650,6 +776,18 @@ pub fn store_unavailable_page() -> Response<Body> {
 }
 
 pub use backchannel::MAX_BODY as BACKCHANNEL_MAX_BODY;
+
+/// Does the login answer's `iss` (RFC 9207) fit the provider it was started at? Absent is
+/// fine unless the provider says it always sends one.
+fn issuer_matches(idp: &Idp, iss: Option<&str>) -> bool {
+    match iss {
+        Some(iss) => iss == idp.settings().issuer,
+        None => !idp
+            .provider
+            .metadata()
+            .is_some_and(|m| m.authorization_response_iss_parameter_supported),
+    }
+}
 
 /// Is this request a person's browser navigating (so a login redirect makes sense), rather
 /// than a script, an image or an API client? Any method: a form POST navigates too (its

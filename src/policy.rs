@@ -65,7 +65,17 @@ pub struct Rule {
     pub pass_authorization: bool,
     /// The route's `cors` block; `None`: preflights are refused.
     pub cors: Option<std::sync::Arc<crate::cors::Cors>>,
+    /// `providers`: the login providers whose people may pass; empty: any.
+    pub providers: Vec<ProviderRef>,
     pub origin: Origin,
+}
+
+/// A login provider a route names, and its issuer once the config is known ([`load_for`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRef {
+    pub name: String,
+    /// `None` until resolved: then nobody matches it.
+    pub issuer: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -170,6 +180,15 @@ impl Rule {
         self.paths.iter().any(|glob| glob.matches(segments))
     }
 
+    /// The one login provider this route allows, when it names exactly one: a login for it
+    /// can skip the chooser.
+    pub fn only_provider(&self) -> Option<&str> {
+        match self.providers.as_slice() {
+            [only] => Some(&only.name),
+            _ => None,
+        }
+    }
+
     /// Decides for a caller already authenticated as the route asks (or not at all).
     pub fn authorize(&self, principal: Option<&Principal>) -> Decision {
         if self.auth == AuthMode::None {
@@ -178,6 +197,18 @@ impl Rule {
         let Some(principal) = principal else {
             return Decision::Unauthenticated;
         };
+        if !self.providers.is_empty()
+            && !self
+                .providers
+                .iter()
+                .any(|p| p.issuer.as_deref() == Some(principal.issuer.as_str()))
+        {
+            let names: Vec<&str> = self.providers.iter().map(|p| p.name.as_str()).collect();
+            return Decision::Forbidden(Denial {
+                needed: format!("a sign-in with {}", names.join(" or ")),
+                scope: false,
+            });
+        }
         let r = &self.require;
         if let Some(needed) = r.roles.unmet(&principal.roles) {
             return Decision::Forbidden(Denial {
@@ -297,7 +328,7 @@ impl fmt::Display for ClaimMatcher {
 /// Loads the policy a config names and checks it against the config: a route that needs
 /// bearer tokens is an error when no issuer is configured.
 pub fn load_for(config: &crate::config::Config) -> Result<Policy, Vec<ConfigError>> {
-    let policy = load_dir(&config.policies).map_err(|mut errors| {
+    let mut policy = load_dir(&config.policies).map_err(|mut errors| {
         for e in errors
             .iter_mut()
             .filter(|e| e.line == 0 && e.field == "(directory)")
@@ -307,7 +338,31 @@ pub fn load_for(config: &crate::config::Config) -> Result<Policy, Vec<ConfigErro
         errors
     })?;
     let bearer = !config.issuers.is_empty();
-    let session = config.login.is_some() || config.dev_users.is_some();
+    let session = !config.login.is_empty() || config.dev_users.is_some();
+    let mut unknown = Vec::new();
+    for rule in &mut policy.rules {
+        for provider in &mut rule.providers {
+            provider.issuer = if config.dev_users.is_some() {
+                // Dev login stands in for every provider.
+                Some(crate::devissuer::ISSUER.to_owned())
+            } else {
+                config
+                    .login
+                    .iter()
+                    .find(|l| l.name == provider.name)
+                    .map(|l| l.issuer.clone())
+            };
+            if provider.issuer.is_none() {
+                let known: Vec<&str> = config.login.iter().map(|l| l.name.as_str()).collect();
+                unknown.push(rule.origin.error(format!(
+                    "route `{}` names login provider `{}`, which the config does not have (it has: {})",
+                    rule.name,
+                    provider.name,
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                )));
+            }
+        }
+    }
     let mtls = config.tls.as_ref().is_some_and(|t| t.client_auth.is_some());
     let errors: Vec<ConfigError> = policy
         .rules
@@ -330,6 +385,7 @@ pub fn load_for(config: &crate::config::Config) -> Result<Policy, Vec<ConfigErro
                 r.name
             )))
         })
+        .chain(unknown)
         .collect();
     if errors.is_empty() {
         Ok(policy)
@@ -646,6 +702,28 @@ impl Validator {
             .cors
             .and_then(|c| self.cors(file, i, &at, c))
             .map(std::sync::Arc::new);
+        let mut providers = Vec::new();
+        for name in raw.providers.unwrap_or_default() {
+            if !crate::config::valid_provider_name(&name.value) {
+                self.error(
+                    file,
+                    &name.referenced,
+                    &field("providers"),
+                    format!("`{}` is not a provider name", name.value),
+                );
+            } else if matches!(auth, AuthMode::None | AuthMode::Mtls) {
+                self.error(
+                    file,
+                    &name.referenced,
+                    &field("providers"),
+                    "needs `auth: session`, `bearer` or `any`: nobody signs in with a provider here",
+                );
+            }
+            providers.push(ProviderRef {
+                name: name.value,
+                issuer: None,
+            });
+        }
         self.rules.push(Rule {
             name: name.value,
             paths,
@@ -656,6 +734,7 @@ impl Validator {
             require,
             pass_authorization: raw.pass_authorization.is_some_and(|p| p.value),
             cors,
+            providers,
             origin: Self::origin(file, &at, &field("name")),
         });
     }

@@ -141,10 +141,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .collect();
     // Browser login needs the provider discovered, and its keys unless a bearer issuer
     // shares them: conditions are only awaited if they are registered here.
-    if let (Some(login), Some(_)) = (&config.login, &config.session) {
-        key_conditions.push("login provider".to_owned());
-        if verifier.jwks_for(&login.issuer).is_none() {
-            key_conditions.push("keys of the login provider".to_owned());
+    if config.session.is_some() && config.dev_users.is_none() {
+        for login in &config.login {
+            key_conditions.push(login_condition("login provider", &config.login, login));
+            if verifier.jwks_for(&login.issuer).is_none() {
+                key_conditions.push(login_condition(
+                    "keys of the login provider",
+                    &config.login,
+                    login,
+                ));
+            }
         }
     }
     if config.upstream.health == UpstreamHealth::Grpc {
@@ -395,39 +401,39 @@ fn start_login(
             config.policies_origin.error(message).with_field("session"),
         ]))
     };
-    let login = match (&config.login, &config.dev_users) {
+    let login = match (config.login.first(), &config.dev_users) {
         (_, Some(users)) => Login::new_dev(session.clone(), users.clone(), rules).map_err(fail)?,
-        (Some(settings), None) => {
-            let shared_keys = verifier.jwks_for(&settings.issuer);
-            let login = Login::new(
-                settings.clone(),
-                session.clone(),
-                rules,
-                shared_keys.clone(),
-                idp_client()?,
-            )
-            .map_err(fail)?;
-            if let Some(provider) = login.provider() {
+        (Some(first), None) => {
+            let providers = config
+                .login
+                .iter()
+                .map(|settings| (settings.clone(), verifier.jwks_for(&settings.issuer)))
+                .collect();
+            let login =
+                Login::new(providers, session.clone(), rules, idp_client()?).map_err(fail)?;
+            for idp in login.idps() {
+                let settings = idp.settings();
+                let provider = idp.provider();
                 background.push(tokio::spawn(provider.clone().run()));
                 background.push(when_loaded(
                     provider.loaded(),
                     readiness.clone(),
-                    "login provider",
+                    &login_condition("login provider", &config.login, settings),
                 ));
+                if verifier.jwks_for(&settings.issuer).is_none() {
+                    let jwks = idp.jwks();
+                    background.push(tokio::spawn(jwks.clone().run()));
+                    background.push(when_loaded(
+                        jwks.loaded(),
+                        readiness.clone(),
+                        &login_condition("keys of the login provider", &config.login, settings),
+                    ));
+                }
             }
-            if settings.sends_access_token() && session.store == crate::config::SessionStore::Cookie
-            {
+            if first.sends_access_token() && session.store == crate::config::SessionStore::Cookie {
                 tracing::warn!(
                     "login sends the access token to the app and sessions live in cookies: the token makes each session cookie larger (several cookies past 3 KB); `session.store: redis` keeps only a ticket in the cookie"
                 );
-            }
-            if let (None, Some(jwks)) = (shared_keys, login.jwks()) {
-                background.push(tokio::spawn(jwks.clone().run()));
-                background.push(when_loaded(
-                    jwks.loaded(),
-                    readiness.clone(),
-                    "keys of the login provider",
-                ));
             }
             login
         }
@@ -696,5 +702,19 @@ async fn serve<IO>(
                 connection.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+/// A readiness condition about one login provider: `what` alone with a single provider (the
+/// names `/readyz` always had), `what \`name\`` with several.
+fn login_condition(
+    what: &str,
+    all: &[crate::config::LoginSettings],
+    login: &crate::config::LoginSettings,
+) -> String {
+    if all.len() > 1 {
+        format!("{what} `{}`", login.name)
+    } else {
+        what.to_owned()
     }
 }

@@ -698,6 +698,7 @@ fn authorize(
                     login.redirect_to_login(
                         &original_target(&target.canonical, request),
                         request.method(),
+                        rule.only_provider(),
                     ),
                     &caller.set_cookies,
                 )),

@@ -10,6 +10,7 @@
 //! - `endpoints`: open redirects, sign-out, `userinfo` and `auth`, the HTML 403.
 //! - `compat`: `compat.oauth2_proxy`'s `/ping`, `/ready` and header names.
 //! - `forward_auth`: `/oauth2/auth` behind real nginx and Caddy.
+//! - `providers`: several login providers: the chooser, a route's `providers`, mix-ups.
 //! - `redis_store`: sessions in a real Redis shared by two replicas.
 //! - `polish`: `rd=` origins and ports, the signed-out page, sign-out before discovery, form
 //!   POSTs without a session, session-only 401s.
@@ -29,6 +30,8 @@ mod forward_auth;
 mod identity;
 #[path = "login/polish.rs"]
 mod polish;
+#[path = "login/providers.rs"]
+mod providers;
 #[path = "login/redis_store.rs"]
 mod redis_store;
 #[path = "login/session.rs"]

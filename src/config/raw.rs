@@ -34,7 +34,8 @@ pub struct RawConfig {
     /// Bearer token handling shared by all issuers.
     pub tokens: Option<RawTokens>,
     /// Browser login with an OpenID provider (authorization code + PKCE). Needs `session`.
-    pub login: Option<RawLogin>,
+    /// One provider (a mapping), or several (a list of mappings, each with its `name`).
+    pub login: Option<RawLogins>,
     /// The encrypted session cookie that browser login creates.
     pub session: Option<RawSession>,
     /// Serve the forward-auth endpoint (`/oauth2/auth`, for nginx `auth_request`, Traefik
@@ -97,9 +98,60 @@ pub struct RawSecret {
     pub env: Option<S<String>>,
 }
 
+/// `login` as written: one provider, or a list of them.
+#[derive(Debug)]
+pub enum RawLogins {
+    One(Box<RawLogin>),
+    Several(Vec<RawLogin>),
+}
+
+impl RawLogins {
+    /// The providers in order, and whether they were written as a list.
+    pub fn into_list(self) -> (Vec<RawLogin>, bool) {
+        match self {
+            Self::One(login) => (vec![*login], false),
+            Self::Several(list) => (list, true),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawLogins {
+    // By hand rather than `untagged`: buffering would lose the line of every value inside.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawLogins;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a login provider (a mapping) or a list of them, each with a `name`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawLogins, A::Error> {
+                RawLogin::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|login| RawLogins::One(Box::new(login)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<RawLogins, A::Error> {
+                Vec::<RawLogin>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(RawLogins::Several)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLogin {
+    /// The provider's name, in `/oauth2/start?provider=NAME`, a route's `providers: [NAME]`
+    /// and the session (which remembers it). Required in a list; `default` for a single
+    /// provider. 1 to 32 of `a-z 0-9 _ -`, starting with a letter or digit.
+    pub name: Option<S<String>>,
+    /// What the chooser page shows for it. Default: the name.
+    pub title: Option<S<String>>,
     /// The OpenID provider's issuer URL (discovery at `<issuer>/.well-known/openid-configuration`).
     /// `http://` only on a loopback address.
     pub issuer: Option<S<String>>,

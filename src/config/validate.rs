@@ -187,8 +187,8 @@ impl Validator<'_> {
             max_bytes: self.number(raw_tokens.max_bytes, "tokens.max_bytes", 256, 8192),
             cache_size: raw_tokens.cache_size.map_or(10_000, |c| c.value),
         };
-        let login = raw.login.and_then(|l| self.login(l));
-        let session = match (raw.session, &login) {
+        let login = raw.login.map(|l| self.login(l)).unwrap_or_default();
+        let session = match (raw.session, login.first()) {
             (Some(s), _) => Some(self.session(s)),
             (None, Some(_)) => {
                 self.missing(

@@ -89,7 +89,110 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn login(&mut self, raw: raw::RawLogin) -> Option<LoginSettings> {
+    /// `login`: one provider or a list; names and issuers unique, and the shared settings
+    /// written once, on the first.
+    pub(super) fn login(&mut self, raw: raw::RawLogins) -> Vec<LoginSettings> {
+        let (list, is_list) = raw.into_list();
+        if is_list && list.is_empty() {
+            self.missing(
+                "login",
+                "lists no provider: give at least one, or leave `login` out",
+            );
+        }
+        let mut logins: Vec<LoginSettings> = Vec::new();
+        let mut complete = true;
+        for (i, mut raw) in list.into_iter().enumerate() {
+            let at = if is_list {
+                format!("login[{i}]")
+            } else {
+                "login".to_owned()
+            };
+            let name = match raw.name.take() {
+                Some(name) => {
+                    if !valid_provider_name(&name.value) {
+                        self.error(
+                            &name.referenced,
+                            &format!("{at}.name"),
+                            "must be 1 to 32 of `a-z 0-9 _ -`, starting with a letter or digit",
+                        );
+                    } else if logins.iter().any(|l| l.name == name.value) {
+                        self.error(
+                            &name.referenced,
+                            &format!("{at}.name"),
+                            format!("`{}` names another provider already", name.value),
+                        );
+                    }
+                    Some(name)
+                }
+                None if is_list => {
+                    self.missing(&format!("{at}.name"), "is required in a list of providers: it names the provider in `?provider=`, routes and sessions");
+                    None
+                }
+                None => None,
+            };
+            if i > 0 {
+                let shared = [
+                    ("prefix", raw.prefix.as_ref().map(|v| v.referenced)),
+                    (
+                        "allowed_redirect_hosts",
+                        raw.allowed_redirect_hosts
+                            .as_ref()
+                            .and_then(|v| v.first())
+                            .map(|v| v.referenced),
+                    ),
+                    (
+                        "pass_access_token",
+                        raw.pass_access_token.as_ref().map(|v| v.referenced),
+                    ),
+                    (
+                        "set_authorization",
+                        raw.set_authorization.as_ref().map(|v| v.referenced),
+                    ),
+                ];
+                for (key, at_line) in shared {
+                    if let Some(location) = at_line {
+                        self.error(
+                            &location,
+                            &format!("{at}.{key}"),
+                            "applies to every provider: set it on the first one only",
+                        );
+                    }
+                }
+            }
+            let title = raw.title.take();
+            let issuer_at = raw.issuer.as_ref().map(|v| v.referenced);
+            let Some(mut login) = self.one_login(raw, &at, logins.first()) else {
+                complete = false;
+                continue;
+            };
+            if let Some(name) = name {
+                login.name = name.value;
+            }
+            login.title = title.map_or_else(|| login.name.clone(), |t| t.value);
+            if let Some(location) = issuer_at
+                && logins.iter().any(|l| l.issuer == login.issuer)
+            {
+                let message = format!(
+                    "`{}` is another provider's issuer already: one provider per issuer (a route's `providers` tells them apart by issuer)",
+                    login.issuer
+                );
+                self.error(&location, &format!("{at}.issuer"), message);
+            }
+            logins.push(login);
+        }
+        if !complete {
+            logins.clear();
+        }
+        logins
+    }
+
+    fn one_login(
+        &mut self,
+        raw: raw::RawLogin,
+        at: &str,
+        shared: Option<&LoginSettings>,
+    ) -> Option<LoginSettings> {
+        let f = |key: &str| format!("{at}.{key}");
         let required =
             |v: Option<Spanned<String>>, this: &mut Self, field: &str, what: &str| match v {
                 Some(v) => Some(v),
@@ -101,22 +204,23 @@ impl Validator<'_> {
         let issuer = required(
             raw.issuer,
             self,
-            "login.issuer",
+            &f("issuer"),
             "the OpenID provider's issuer URL",
         );
         let client_id = required(
             raw.client_id,
             self,
-            "login.client_id",
+            &f("client_id"),
             "the client registered at the provider",
         );
         let redirect = required(
             raw.redirect_url,
             self,
-            "login.redirect_url",
+            &f("redirect_url"),
             "e.g. https://app.example.com/oauth2/callback",
         );
         let prefix = match raw.prefix {
+            _ if shared.is_some() => shared.map(|s| s.prefix.clone()).unwrap_or_default(),
             None => "/oauth2".to_owned(),
             Some(p) => {
                 let trimmed = p.value.trim_end_matches('/').to_owned();
@@ -126,7 +230,7 @@ impl Validator<'_> {
                 if !valid {
                     self.error(
                         &p.referenced,
-                        "login.prefix",
+                        &f("prefix"),
                         "must be a canonical path like `/oauth2`",
                     );
                 }
@@ -136,11 +240,11 @@ impl Validator<'_> {
         if let Some(issuer) = &issuer
             && let Err(problem) = idp_url_allowed(&issuer.value)
         {
-            self.error(&issuer.referenced, "login.issuer", problem);
+            self.error(&issuer.referenced, &f("issuer"), problem);
         }
         if let Some(redirect) = &redirect {
             match idp_url_allowed(&redirect.value) {
-                Err(problem) => self.error(&redirect.referenced, "login.redirect_url", problem),
+                Err(problem) => self.error(&redirect.referenced, &f("redirect_url"), problem),
                 Ok(()) => {
                     let path = redirect
                         .value
@@ -151,7 +255,7 @@ impl Validator<'_> {
                         let message = format!(
                             "must end in `{prefix}/callback`, where Gatehouse receives the provider's answer"
                         );
-                        self.error(&redirect.referenced, "login.redirect_url", message);
+                        self.error(&redirect.referenced, &f("redirect_url"), message);
                     }
                 }
             }
@@ -159,11 +263,11 @@ impl Validator<'_> {
         if let Some(url) = &raw.post_logout_redirect_url
             && let Err(problem) = idp_url_allowed(&url.value)
         {
-            self.error(&url.referenced, "login.post_logout_redirect_url", problem);
+            self.error(&url.referenced, &f("post_logout_redirect_url"), problem);
         }
         let client_secret = raw
             .client_secret
-            .and_then(|s| self.secret(s, "login.client_secret"));
+            .and_then(|s| self.secret(s, &f("client_secret")));
         let mut scopes = vec!["openid".to_owned()];
         let requested = raw.scopes.map_or_else(
             || vec!["profile".to_owned(), "email".to_owned()],
@@ -189,7 +293,7 @@ impl Validator<'_> {
             if RESERVED.contains(&name.as_str()) {
                 self.error(
                     &value.referenced,
-                    &format!("login.params.{name}"),
+                    &f(&format!("params.{name}")),
                     "is set by Gatehouse itself",
                 );
             } else {
@@ -204,15 +308,20 @@ impl Validator<'_> {
             .enumerate()
         {
             if let Some(problem) = crate::redirect::allowed_host_problem(&host.value) {
-                let field = format!("login.allowed_redirect_hosts[{i}]");
+                let field = f(&format!("allowed_redirect_hosts[{i}]"));
                 self.error(&host.referenced, &field, problem);
             }
             allowed_redirect_hosts.push(host.value);
         }
-        let algorithms = self.algorithms(raw.algorithms, "login.algorithms");
-        let claims = self.claim_paths(raw.claims, "login.claims");
-        let leeway = self.duration(raw.leeway, "login.leeway", Duration::from_secs(30));
+        let algorithms = self.algorithms(raw.algorithms, &f("algorithms"));
+        let claims = self.claim_paths(raw.claims, &f("claims"));
+        let leeway = self.duration(raw.leeway, &f("leeway"), Duration::from_secs(30));
+        if let Some(shared) = shared {
+            allowed_redirect_hosts = shared.allowed_redirect_hosts.clone();
+        }
         Some(LoginSettings {
+            name: "default".to_owned(),
+            title: "default".to_owned(),
             issuer: issuer?.value,
             client_id: client_id?.value,
             client_secret,
@@ -225,8 +334,14 @@ impl Validator<'_> {
             post_logout_redirect_url: raw.post_logout_redirect_url.map(|u| u.value),
             algorithms,
             leeway,
-            pass_access_token: raw.pass_access_token.is_some_and(|v| v.value),
-            set_authorization: raw.set_authorization.is_some_and(|v| v.value),
+            pass_access_token: shared.map_or_else(
+                || raw.pass_access_token.is_some_and(|v| v.value),
+                |s| s.pass_access_token,
+            ),
+            set_authorization: shared.map_or_else(
+                || raw.set_authorization.is_some_and(|v| v.value),
+                |s| s.set_authorization,
+            ),
         })
     }
 
@@ -465,5 +580,143 @@ impl Validator<'_> {
             oauth2_proxy: raw.oauth2_proxy_headers.is_some_and(|b| b.value),
             list_format,
         }
+    }
+}
+
+/// A provider name: 1 to 32 of `a-z 0-9 _ -`, starting with a letter or digit (it goes into
+/// URLs, cookies and Redis index names as it is).
+pub fn valid_provider_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod login_list_tests {
+    use std::path::Path;
+
+    use super::super::{Config, ConfigErrors, Overrides, parse};
+
+    const HEAD: &str = "version: 1
+listen:
+  http: 127.0.0.1:8080
+upstream:
+  url: http://127.0.0.1:3000
+policies: policies/
+session:
+  secrets: [{ env: GATEHOUSE_TEST_UNSET_SECRET }]
+";
+
+    /// Errors (other than the unset secret's) of [`HEAD`] with `login` appended, as (line,
+    /// field, message).
+    fn check(login: &str) -> Vec<(u64, String, String)> {
+        let text = format!("{HEAD}{login}");
+        let result: Result<Config, ConfigErrors> =
+            parse(&text, Path::new("g.yaml"), &Overrides::default());
+        result
+            .unwrap_err()
+            .0
+            .into_iter()
+            .filter(|e| !e.field.starts_with("session.secrets"))
+            .map(|e| (e.line, e.field, e.message))
+            .collect()
+    }
+
+    fn provider(name: &str, issuer: &str) -> String {
+        format!(
+            "  - name: {name}\n    issuer: {issuer}\n    client_id: app\n    redirect_url: https://app.example/oauth2/callback\n"
+        )
+    }
+
+    #[test]
+    fn a_list_of_providers_with_names_is_accepted() {
+        let text = format!(
+            "login:\n{}{}",
+            provider("corp", "https://corp.example"),
+            provider("partners", "https://partners.example")
+        );
+        let errors = check(&text);
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn every_listed_provider_needs_a_unique_valid_name_and_its_own_issuer() {
+        let unnamed = "login:\n  - issuer: https://corp.example\n    client_id: app\n    redirect_url: https://app.example/oauth2/callback\n";
+        let errors = check(unnamed);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.1 == "login[0].name" && e.2.contains("required")),
+            "{errors:?}"
+        );
+        let twice = format!(
+            "login:\n{}{}",
+            provider("corp", "https://corp.example"),
+            provider("corp", "https://other.example")
+        );
+        let errors = check(&twice);
+        assert_eq!(
+            errors
+                .iter()
+                .map(|e| (e.0, e.1.as_str()))
+                .collect::<Vec<_>>(),
+            [(14, "login[1].name")],
+            "{errors:?}"
+        );
+        let bad = format!("login:\n{}", provider("Corp Login", "https://corp.example"));
+        let errors = check(&bad);
+        assert_eq!(errors[0].1, "login[0].name", "{errors:?}");
+        let same_issuer = format!(
+            "login:\n{}{}",
+            provider("corp", "https://corp.example"),
+            provider("again", "https://corp.example")
+        );
+        let errors = check(&same_issuer);
+        assert_eq!(
+            errors
+                .iter()
+                .map(|e| (e.0, e.1.as_str()))
+                .collect::<Vec<_>>(),
+            [(15, "login[1].issuer")],
+            "{errors:?}"
+        );
+        let errors = check("login: []\n");
+        assert_eq!(errors[0].1, "login", "{errors:?}");
+    }
+
+    #[test]
+    fn shared_settings_are_written_once_on_the_first_provider() {
+        let text = format!(
+            "login:\n{}    prefix: /auth\n{}    pass_access_token: true\n",
+            provider("corp", "https://corp.example"),
+            provider("partners", "https://partners.example")
+        );
+        let errors = check(&text);
+        let fields: Vec<(u64, &str)> = errors.iter().map(|e| (e.0, e.1.as_str())).collect();
+        // The first's prefix makes both redirect URLs wrong (they end in /oauth2/callback),
+        // and the second may not set what applies to all.
+        assert!(
+            fields.contains(&(13, "login[0].redirect_url")),
+            "{errors:?}"
+        );
+        assert!(
+            fields.contains(&(18, "login[1].redirect_url")),
+            "{errors:?}"
+        );
+        assert!(
+            fields.contains(&(19, "login[1].pass_access_token")),
+            "{errors:?}"
+        );
+        let message = &errors
+            .iter()
+            .find(|e| e.1 == "login[1].pass_access_token")
+            .unwrap()
+            .2;
+        assert!(message.contains("first one only"), "{message}");
     }
 }

@@ -261,7 +261,7 @@ session:
             password = password.display(),
         );
         let config = parse(&text, Path::new("g.yaml"), &Overrides::default()).unwrap();
-        assert!(config.login.unwrap().pass_access_token);
+        assert!(config.login[0].pass_access_token);
         let SessionStore::Redis(redis) = config.session.unwrap().store else {
             panic!("redis store");
         };

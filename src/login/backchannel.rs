@@ -11,7 +11,7 @@ use http::{Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::store::Index;
-use super::{Backend, Login, Store};
+use super::{Backend, Idp, Login, Store};
 use crate::auth::jwt::{Expectations, TokenError, verify_signed};
 use crate::body::{self, Body};
 use crate::telemetry;
@@ -48,8 +48,8 @@ impl Login {
         if matches!(self.backend, Backend::Dev(_)) {
             return answer(StatusCode::NOT_FOUND, json!({"error": "not_found"}));
         }
-        let claims = match self.logout_claims(token).await {
-            Ok(claims) => claims,
+        let (idp, claims) = match self.logout_claims(token).await {
+            Ok(verified) => verified,
             Err(Refusal::Token(TokenError::KeysUnavailable)) => return unavailable(),
             Err(refusal) => {
                 telemetry::backchannel_logout("refused");
@@ -66,11 +66,12 @@ impl Login {
             return answer(StatusCode::BAD_REQUEST, json!({"error": "invalid_request"}));
         };
         let now = (self.clock)();
+        let settings = idp.settings();
         let remember = std::time::Duration::from_secs(
-            exp.saturating_sub(now) + self.settings.leeway.as_secs() + 60,
+            exp.saturating_sub(now) + settings.leeway.as_secs() + 60,
         );
         match store
-            .first_use(&jti_hash(&self.settings.issuer, jti), remember)
+            .first_use(&jti_hash(&settings.issuer, jti), remember)
             .await
         {
             Ok(true) => {}
@@ -88,9 +89,10 @@ impl Login {
             }
         }
         let sealer = self.sealer();
+        let kind = |base| self.index_kind(Some(idp.name()), base);
         let (index, tags) = match (text("sid"), text("sub")) {
-            (Some(sid), _) => (Index::ProviderSession, sealer.tags("sid", sid)),
-            (None, Some(sub)) => (Index::Subject, sealer.tags("sub", sub)),
+            (Some(sid), _) => (Index::ProviderSession, sealer.tags(&kind("sid"), sid)),
+            (None, Some(sub)) => (Index::Subject, sealer.tags(&kind("sub"), sub)),
             (None, None) => {
                 return answer(StatusCode::BAD_REQUEST, json!({"error": "invalid_request"}));
             }
@@ -98,7 +100,7 @@ impl Login {
         match store.delete_listed(index, &tags).await {
             Ok(ended) => {
                 telemetry::backchannel_logout("ok");
-                tracing::info!(sessions = ended, by = ?index, "back-channel logout: sessions ended");
+                tracing::info!(sessions = ended, by = ?index, provider = idp.name(), "back-channel logout: sessions ended");
                 answer(StatusCode::OK, json!({}))
             }
             Err(error) => {
@@ -108,26 +110,50 @@ impl Login {
         }
     }
 
-    async fn logout_claims(&self, token: Option<&str>) -> Result<Map<String, Value>, Refusal> {
+    /// The verified claims of a logout token, and the provider that signed it. The token's
+    /// (unverified) `iss` only picks which provider's keys and client id verify it; with no
+    /// provider of that issuer, the first one's verifier refuses it.
+    async fn logout_claims(
+        &self,
+        token: Option<&str>,
+    ) -> Result<(&Idp, Map<String, Value>), Refusal> {
         let Some(token) = token else {
             return Err(Refusal::Form);
         };
-        let Backend::Oidc(_, jwks) = &self.backend else {
+        let idps = self.idps();
+        let named = unverified_issuer(token);
+        let Some(idp) = idps
+            .iter()
+            .find(|idp| named.as_deref() == Some(idp.settings().issuer.as_str()))
+            .or_else(|| idps.first())
+        else {
             return Err(Refusal::Token(TokenError::KeysUnavailable));
         };
-        let audiences = [self.settings.client_id.clone()];
+        let settings = idp.settings();
+        let audiences = [settings.client_id.clone()];
         let expect = Expectations {
-            issuer: &self.settings.issuer,
+            issuer: &settings.issuer,
             audiences: &audiences,
-            algorithms: &self.settings.algorithms,
-            leeway: self.settings.leeway,
+            algorithms: &settings.algorithms,
+            leeway: settings.leeway,
         };
-        let (claims, _) = verify_signed(token, jwks, expect, (self.clock)())
+        let (claims, _) = verify_signed(token, idp.jwks(), expect, (self.clock)())
             .await
             .map_err(Refusal::Token)?;
         check_claims(&claims)?;
-        Ok(claims)
+        Ok((idp, claims))
     }
+}
+
+/// The `iss` a JWT's payload claims, before any check: only to choose who verifies it.
+fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
 }
 
 /// The logout token's own rules (section 2.4 and 2.6 of the spec).

@@ -42,6 +42,8 @@ impl Login {
         rules: IdentityRules,
     ) -> Result<Self, String> {
         let settings = crate::config::LoginSettings {
+            name: "dev".to_owned(),
+            title: "dev login".to_owned(),
             issuer: devissuer::ISSUER.to_owned(),
             client_id: "gatehouse-dev".to_owned(),
             client_secret: None,
@@ -160,6 +162,7 @@ pub(super) async fn finish(
         claims: serde_json::Map::new(),
         access_token: None,
         sid: None,
+        provider: None,
     };
     // The same rules as every other session, checked before it is made.
     if let Err(error) = login.principal(&data) {

@@ -33,6 +33,9 @@ pub struct Metadata {
     pub token_endpoint: String,
     #[serde(default)]
     pub end_session_endpoint: Option<String>,
+    /// RFC 9207: the provider adds `iss` to every authorization answer.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 /// The `id_token` of a token response.
@@ -143,6 +146,10 @@ impl Provider {
 
     pub fn issuer(&self) -> &str {
         &self.settings.issuer
+    }
+
+    pub fn settings(&self) -> &LoginSettings {
+        &self.settings
     }
 
     /// Becomes true once discovery has succeeded (for `/readyz`).

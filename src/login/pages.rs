@@ -114,6 +114,36 @@ pub fn signed_out(start: &str) -> Response<Body> {
     page(StatusCode::OK, "You are signed out", &body)
 }
 
+/// `<prefix>/start` with several providers and none named: one link per provider
+/// (`(href, title)`), each starting that provider's login. Plain links, so the page works
+/// without scripts and a link can be bookmarked.
+pub fn chooser(choices: &[(String, &str)]) -> Response<Body> {
+    let mut list = String::new();
+    for (href, title) in choices {
+        list.push_str(&format!(
+            "<li><a class=\"provider\" href=\"{}\">Sign in with {}</a></li>",
+            escape(href),
+            escape(title)
+        ));
+    }
+    let body = format!("<p>Choose how to sign in:</p><ul>{list}</ul>");
+    let mut response = page(StatusCode::OK, "Sign in", &body);
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+/// `?provider=` names no configured provider.
+pub fn unknown_provider(start: &str) -> Response<Body> {
+    let body = format!(
+        "<p>This sign-in link names a sign-in provider this site does not have.</p><p><a href=\"{}\">Choose how to sign in</a></p>",
+        escape(start)
+    );
+    page(StatusCode::BAD_REQUEST, "Unknown sign-in provider", &body)
+}
+
 /// Sign-out while the provider's configuration is not loaded: our cookies are cleared, but
 /// the provider could not be asked to end its session, so signing in again may not ask for a
 /// password. Say so rather than pretend.

@@ -63,6 +63,10 @@ pub struct SessionData {
     /// The provider's session id (`sid`), for back-channel logout.
     #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The login provider's name (absent: the first, or dev login): refresh, sign-out and
+    /// back-channel logout go to it, and a route's `providers` is checked against it.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 /// ID token claims a session does not keep: they describe the token, not the person.
@@ -361,12 +365,13 @@ impl Login {
     /// as it is until its hard end, and the next request after [`REFRESH_MEMORY`] tries again.
     pub(super) async fn refresh(&self, data: &SessionData) -> Refreshed {
         let _span = crate::otel::Child::current("session refresh");
-        let (Some(refresh_token), Some(provider)) =
-            (data.refresh_token.as_deref(), self.provider())
-        else {
+        let (Some(refresh_token), Some(idp)) = (
+            data.refresh_token.as_deref(),
+            self.idp(data.provider.as_deref()),
+        ) else {
             return Refreshed::Ended;
         };
-        let tokens = match provider.refresh(refresh_token).await {
+        let tokens = match idp.provider.refresh(refresh_token).await {
             Ok(tokens) => tokens,
             Err(ProviderError::Refused(error)) if error == "invalid_grant" => {
                 telemetry::session_refresh("ended");
@@ -383,7 +388,7 @@ impl Login {
         let mut next = data.clone();
         let mut expires = tokens.expires_in.map(|d| now + d.as_secs());
         if let Some(id_token) = &tokens.id_token {
-            let (claims, id_exp) = match self.verify_id_token(id_token, None).await {
+            let (claims, id_exp) = match self.verify_id_token(idp, id_token, None).await {
                 Ok(verified) => verified,
                 Err(error) => {
                     telemetry::session_refresh("ended");
@@ -391,7 +396,7 @@ impl Login {
                     return Refreshed::Ended;
                 }
             };
-            let Ok(principal) = self.principal_from_claims(claims.clone()) else {
+            let Ok(principal) = self.principal_from_claims(idp, claims.clone()) else {
                 return Refreshed::Ended;
             };
             if principal.subject != data.subject {
@@ -445,11 +450,12 @@ impl Login {
             .map_err(CreateError::Seal)?;
         let sealer = self.sealer();
         let mut indexes = Vec::new();
-        if let Some(tag) = sealer.tags("sub", &data.subject).into_iter().next() {
+        let kind = |base| self.index_kind(data.provider.as_deref(), base);
+        if let Some(tag) = sealer.tags(&kind("sub"), &data.subject).into_iter().next() {
             indexes.push((Index::Subject, tag));
         }
         if let Some(sid) = &data.sid
-            && let Some(tag) = sealer.tags("sid", sid).into_iter().next()
+            && let Some(tag) = sealer.tags(&kind("sid"), sid).into_iter().next()
         {
             indexes.push((Index::ProviderSession, tag));
         }
@@ -511,6 +517,10 @@ impl Login {
     /// The principal of a session, checked again: the cookie may have been sealed under other
     /// identity rules (`identity.list_format` changed since). `None` ends the session.
     pub(super) fn restored(&self, data: &SessionData) -> Option<Arc<Principal>> {
+        if !self.is_dev() && self.idp(data.provider.as_deref()).is_none() {
+            tracing::warn!(subject = ?data.subject, provider = ?data.provider, "session refused: its login provider is no longer configured; it ends");
+            return None;
+        }
         match self.principal(data) {
             Ok(principal) => Some(Arc::new(principal)),
             Err(error) => {
@@ -521,14 +531,17 @@ impl Login {
     }
 
     pub(super) fn principal(&self, data: &SessionData) -> Result<Principal, IdentityError> {
+        let issuer = self
+            .idp(data.provider.as_deref())
+            .map_or(&self.settings.issuer, |idp| &idp.settings().issuer);
         let claims = if data.claims.is_empty() {
-            json!({"sub": data.subject, "email": data.email, "roles": data.roles, "iss": self.settings.issuer})
+            json!({"sub": data.subject, "email": data.email, "roles": data.roles, "iss": issuer})
         } else {
             Value::Object(data.claims.clone())
         };
         let principal = Principal {
             subject: data.subject.clone(),
-            issuer: self.settings.issuer.clone(),
+            issuer: issuer.clone(),
             email: data.email.clone(),
             roles: data.roles.clone(),
             scopes: Vec::new(),

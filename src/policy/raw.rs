@@ -19,6 +19,7 @@
 //!         tenant: { one_of: [acme, globex] }
 //!         department: { present: true }
 //!     pass_authorization: false   # forward the Authorization header (default: removed)
+//!     providers: [corp]    # only sessions of these login providers (and their issuers' tokens)
 //!     cors:                # CORS on this route (see `cors.rs`); absent: preflights get 403
 //!       preflight: answer  # answer (Gatehouse answers from the lists) | pass (to the app)
 //!       allowed_origins: [https://app.example.com, "https://*.example.com"]  # or ["*"]
@@ -78,6 +79,10 @@ pub struct RawRoute {
     pub pass_authorization: Option<S<bool>>,
     /// CORS for this route. Without it a preflight on the route is refused (403).
     pub cors: Option<RawCors>,
+    /// Only people signed in at these login providers (by `login[].name`), and bearer tokens
+    /// of those providers' issuers. Others get 403; an unauthenticated browser goes straight
+    /// to the provider's login when one is listed. Absent: any provider.
+    pub providers: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -379,3 +379,95 @@ fn email_domains_match_exactly_by_subdomain_or_any() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].field.ends_with("email_domains[0]"), "{errors:?}");
 }
+
+#[test]
+fn a_route_limited_to_providers_admits_only_their_issuers() {
+    let mut p =
+        policy("version: 1\nroutes:\n  - name: corp\n    path: /corp/**\n    providers: [corp]\n")
+            .unwrap();
+    let rule = &mut p.rules[0];
+    assert_eq!(rule.only_provider(), Some("corp"));
+    let alice = who(&[], &[], json!({}));
+    // Unresolved (no config yet): nobody passes.
+    assert!(matches!(
+        rule.authorize(Some(&alice)),
+        Decision::Forbidden(_)
+    ));
+    rule.providers[0].issuer = Some("https://corp.example".into());
+    let Decision::Forbidden(denial) = rule.authorize(Some(&alice)) else {
+        panic!("another issuer passed");
+    };
+    assert_eq!(denial.needed, "a sign-in with corp");
+    let corp = Principal {
+        issuer: "https://corp.example".into(),
+        ..alice
+    };
+    assert_eq!(rule.authorize(Some(&corp)), Decision::Allow);
+    assert_eq!(rule.authorize(None), Decision::Unauthenticated);
+}
+
+#[test]
+fn providers_need_a_route_where_someone_signs_in() {
+    for auth in ["none", "mtls"] {
+        let errors = policy(&format!(
+            "version: 1\nroutes:\n  - name: r\n    path: /r\n    auth: {auth}\n    providers: [corp]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (errors[0].line, errors[0].field.as_str()),
+            (6, "routes[0].providers"),
+            "{errors:?}"
+        );
+    }
+    let errors =
+        policy("version: 1\nroutes:\n  - name: r\n    path: /r\n    providers: ['Not A Name']\n")
+            .unwrap_err();
+    assert_eq!(errors[0].field, "routes[0].providers", "{errors:?}");
+}
+
+#[test]
+fn a_route_naming_a_provider_the_config_lacks_is_refused_with_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(
+        policies.join("main.yaml"),
+        "version: 1\nroutes:\n  - name: r\n    path: /r\n    auth: session\n    providers: [corp, partner]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("secret"),
+        "a-session-secret-of-at-least-32-chars",
+    )
+    .unwrap();
+    let text = format!(
+        "version: 1\nlisten:\n  http: 127.0.0.1:8080\nupstream:\n  url: http://127.0.0.1:3000\npolicies: {}\nlogin:\n  - name: corp\n    issuer: https://corp.example\n    client_id: app\n    redirect_url: https://app.example/oauth2/callback\nsession:\n  secrets: [{{ file: {} }}]\n",
+        policies.display(),
+        dir.path().join("secret").display()
+    );
+    let config = crate::config::parse(
+        &text,
+        &dir.path().join("g.yaml"),
+        &crate::config::Overrides::default(),
+    )
+    .unwrap();
+    let errors = load_for(&config).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].line, 3, "{errors:?}");
+    assert!(errors[0].file.ends_with("main.yaml"));
+    assert!(
+        errors[0].message.contains("`partner`") && errors[0].message.contains("it has: corp"),
+        "{errors:?}"
+    );
+    // With the provider named right, the issuer is resolved.
+    std::fs::write(
+        policies.join("main.yaml"),
+        "version: 1\nroutes:\n  - name: r\n    path: /r\n    auth: session\n    providers: [corp]\n",
+    )
+    .unwrap();
+    let policy = load_for(&config).unwrap();
+    assert_eq!(
+        policy.rules[0].providers[0].issuer.as_deref(),
+        Some("https://corp.example")
+    );
+}

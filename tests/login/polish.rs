@@ -137,6 +137,7 @@ async fn sign_out_before_discovery_says_the_provider_session_may_remain() {
         claims: serde_json::Map::new(),
         access_token: None,
         sid: None,
+        provider: None,
     };
     browser.set_cookie(SESSION, &fx.sealer(&["a"]).seal(SESSION, &data).unwrap());
 
