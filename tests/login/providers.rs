@@ -87,7 +87,7 @@ async fn start_without_a_provider_shows_the_chooser() {
     assert_eq!(response.status(), 302);
     let chooser = location(&response).unwrap();
     assert!(chooser.starts_with("/oauth2/start?rd="), "{chooser}");
-    let page = browser.navigate(&chooser).await;
+    let page = browser.navigate(chooser).await;
     let body = body_text(&page);
     assert_eq!(page.status(), 200, "{body}");
     assert!(content_type(&page).starts_with("text/html"));
