@@ -27,6 +27,11 @@ routes:
 
 impl Two {
     async fn start() -> Self {
+        Self::with_store("").await
+    }
+
+    /// With `store` (YAML lines under `session:`), e.g. a Redis store.
+    async fn with_store(store: &str) -> Self {
         let pki = pki();
         std::fs::write(pki.policies().join("open.yaml"), TWO_POLICY).unwrap();
         let secret = format!("{}{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
@@ -44,7 +49,7 @@ impl Two {
             )
         };
         let text = format!(
-            "login:\n{}{}session:\n  secrets: [{{ file: {} }}]\n",
+            "login:\n{}{}session:\n  secrets: [{{ file: {} }}]\n{store}",
             provider("corp", "Example Corp", &corp),
             provider("partners", "Partner login", &partners),
             dir.join("secret-a").display()
@@ -68,6 +73,10 @@ impl Two {
     fn browser(&self, idp: &OidcIdp) -> Browser {
         let client = Client::new(self.gh.https_addr.unwrap(), &self.pki.paths.ca_cert);
         Browser::new(client, idp.addr)
+    }
+
+    fn client(&self) -> Client {
+        Client::new(self.gh.https_addr.unwrap(), &self.pki.paths.ca_cert)
     }
 
     fn session(&self, browser: &Browser) -> SessionData {
@@ -222,4 +231,74 @@ async fn an_answer_naming_another_issuer_is_never_redeemed() {
     assert_eq!(response.status(), 302, "{}", body_text(&response));
     assert_eq!(two.partners.code_exchanges(), 1);
     assert_eq!(two.session(&browser).provider.as_deref(), Some("partners"));
+}
+
+/// A logout token signed by `signer`, naming `iss`, for alice's provider session
+/// (`sid-of-alice` at both providers) and/or alice herself.
+fn logout_token(signer: &OidcIdp, iss: &str, sid: bool) -> String {
+    let now = now();
+    let mut claims = serde_json::json!({
+        "iss": iss, "aud": CLIENT_ID, "iat": now, "exp": now + 120, "sub": "alice",
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    });
+    if sid {
+        claims["sid"] = "sid-of-alice".into();
+    }
+    signer.sign(&claims)
+}
+
+async fn post_logout(client: &Client, token: &str) -> u16 {
+    let request = http::Request::post("https://localhost/oauth2/backchannel_logout")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(full(format!("logout_token={token}")))
+        .unwrap();
+    client.h1(request).await.status().as_u16()
+}
+
+#[tokio::test]
+async fn one_providers_back_channel_logout_ends_only_its_own_sessions() {
+    let redis = common::redis_server::RedisServer::start(Default::default());
+    let two = Two::with_store(&format!(
+        "  store: redis\n  redis: {{ url: {}, timeout: 300ms }}\n",
+        redis.url()
+    ))
+    .await;
+    // alice, with the same sub and sid at both providers, signed in at each.
+    let mut at_corp = two.browser(&two.corp);
+    at_corp.visit("/oauth2/start?provider=corp&rd=/app/x").await;
+    let mut at_partners = two.browser(&two.partners);
+    at_partners
+        .visit("/oauth2/start?provider=partners&rd=/app/x")
+        .await;
+    assert_eq!(at_corp.fetch("/app/x").await.status(), 200);
+    assert_eq!(at_partners.fetch("/app/x").await.status(), 200);
+    let client = two.client();
+
+    // Signed by corp but claiming to be partners: partners' keys refuse it.
+    let forged = logout_token(&two.corp, &two.partners.issuer(), true);
+    assert_eq!(post_logout(&client, &forged).await, 400);
+    assert_eq!(at_partners.fetch("/app/x").await.status(), 200);
+
+    // partners ends alice's partners session by sid: the corp one lives on.
+    let by_sid = logout_token(&two.partners, &two.partners.issuer(), true);
+    assert_eq!(post_logout(&client, &by_sid).await, 200);
+    assert_eq!(at_partners.fetch("/app/x").await.status(), 401);
+    assert_eq!(at_corp.fetch("/app/x").await.status(), 200);
+
+    // And by sub, after signing in again at partners: still only partners' sessions.
+    let mut again = two.browser(&two.partners);
+    again
+        .visit("/oauth2/start?provider=partners&rd=/app/x")
+        .await;
+    assert_eq!(again.fetch("/app/x").await.status(), 200);
+    let by_sub = logout_token(&two.partners, &two.partners.issuer(), false);
+    assert_eq!(post_logout(&client, &by_sub).await, 200);
+    assert_eq!(again.fetch("/app/x").await.status(), 401);
+    assert_eq!(at_corp.fetch("/app/x").await.status(), 200);
+
+    // corp's own logout ends the corp session.
+    let corp = logout_token(&two.corp, &two.corp.issuer(), false);
+    assert_eq!(post_logout(&client, &corp).await, 200);
+    assert_eq!(at_corp.fetch("/app/x").await.status(), 401);
 }
