@@ -470,4 +470,18 @@ fn a_route_naming_a_provider_the_config_lacks_is_refused_with_its_file_and_line(
         policy.rules[0].providers[0].issuer.as_deref(),
         Some("https://corp.example")
     );
+    // In dev mode the dev login stands in for every provider, named or not.
+    std::fs::write(
+        policies.join("main.yaml"),
+        "version: 1\nroutes:\n  - name: r\n    path: /r\n    auth: session\n    providers: [anything]\n",
+    )
+    .unwrap();
+    let mut dev = config.clone();
+    dev.dev_users = Some(Vec::new());
+    let policy = load_for(&dev).unwrap();
+    assert_eq!(
+        policy.rules[0].providers[0].issuer.as_deref(),
+        Some(crate::devissuer::ISSUER)
+    );
+    assert!(load_for(&config).is_err(), "outside dev mode it is unknown");
 }
