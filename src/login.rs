@@ -43,7 +43,7 @@ pub use cookie::{SealError, Sealer};
 pub use dev::DevChoice;
 pub use oidc::{FlowSecrets, Provider, ProviderError};
 pub use pages::LoginFailure;
-use session::{CreateError, RefreshCell, Store, kept_claims};
+use session::{CreateError, OpenedCache, RefreshCell, Store, kept_claims};
 pub use session::{SessionData, SessionState};
 use store::RedisStore;
 
@@ -127,6 +127,9 @@ pub struct Login {
     /// What a session's identity must satisfy, at login and at every restore.
     rules: IdentityRules,
     refreshes: Mutex<HashMap<String, (tokio::time::Instant, RefreshCell)>>,
+    /// Cookie sessions opened before (see [`session::Opened`]); emptied when the session
+    /// secrets change, so a cookie sealed under a removed secret stops opening at once.
+    opened: OpenedCache,
     clock: fn() -> u64,
     /// The large-cookie warning is logged once.
     warned_large: AtomicBool,
@@ -195,6 +198,7 @@ impl Login {
             backend,
             rules,
             refreshes: Mutex::new(HashMap::new()),
+            opened: session::opened_cache(),
             clock: system_clock,
             warned_large: AtomicBool::new(false),
         })
@@ -237,7 +241,10 @@ impl Login {
     /// anew with the new password. A secret that cannot be read keeps the old one.
     pub fn reload_secrets(&self) {
         match read_sealer(&self.session) {
-            Ok(sealer) => self.keys.store(Arc::new(sealer)),
+            Ok(sealer) => {
+                self.keys.store(Arc::new(sealer));
+                self.opened.invalidate_all();
+            }
             Err(error) => {
                 tracing::warn!(%error, "session secrets not reloaded; the previous ones stay")
             }

@@ -30,6 +30,54 @@ const REFRESH_POLL: Duration = Duration::from_millis(50);
 /// browser refuses the request headers.
 const LARGE_COOKIE_SESSION: usize = 3 * 1024;
 
+/// How many opened cookie sessions are remembered (by the sealed value's SHA-256).
+pub(super) const OPENED_SESSIONS: u64 = 10_000;
+
+/// A cookie session opened before: its principal and access token, until its tokens expire.
+/// Opening a sealed cookie (AES-GCM, JSON, the identity rules) costs more than the rest of a
+/// request, and a browser sends the same cookie with every request.
+#[derive(Clone)]
+pub(super) struct Opened {
+    principal: Arc<Principal>,
+    access_token: Option<String>,
+    /// `min(expires, ends)`: past this the session needs a refresh (or is over), so the
+    /// cookie is opened again.
+    until: u64,
+}
+
+pub(super) type OpenedCache = moka::sync::Cache<[u8; 32], Opened>;
+
+/// Entries live until their session needs a refresh.
+struct UntilRefresh;
+
+impl moka::Expiry<[u8; 32], Opened> for UntilRefresh {
+    fn expire_after_create(
+        &self,
+        _: &[u8; 32],
+        value: &Opened,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(
+            value.until.saturating_sub(crate::auth::jwt::system_clock()),
+        ))
+    }
+}
+
+pub(super) fn opened_cache() -> OpenedCache {
+    moka::sync::Cache::builder()
+        .max_capacity(OPENED_SESSIONS)
+        .expire_after(UntilRefresh)
+        .build()
+}
+
+/// The cache key of a sealed cookie value.
+fn opened_key(sealed: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, sealed.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
+}
+
 /// What a session holds; short keys keep the cookie store small.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SessionData {
@@ -145,6 +193,16 @@ impl Login {
         let Some(sealed) = cookie::get_chunked(headers, name) else {
             return SessionState::None;
         };
+        let key = opened_key(&sealed);
+        if let Some(opened) = self.opened.get(&key)
+            && (self.clock)() < opened.until
+        {
+            return SessionState::Valid {
+                principal: opened.principal,
+                set_cookies: Vec::new(),
+                access_token: opened.access_token,
+            };
+        }
         let ended = || SessionState::Ended {
             clear_cookies: self.clear_session(headers),
         };
@@ -153,7 +211,23 @@ impl Login {
         };
         let refreshed = match self.needs_refresh(&data) {
             Err(()) => return ended(),
-            Ok(false) => return self.valid(&data, Vec::new(), headers),
+            Ok(false) => {
+                let state = self.valid(&data, Vec::new(), headers);
+                if let SessionState::Valid {
+                    principal,
+                    access_token,
+                    ..
+                } = &state
+                {
+                    let opened = Opened {
+                        principal: principal.clone(),
+                        access_token: access_token.clone(),
+                        until: data.expires.min(data.ends),
+                    };
+                    self.opened.insert(key, opened);
+                }
+                return state;
+            }
             Ok(true) => self.refresh_once(&data, None).await,
         };
         match refreshed {
@@ -495,8 +569,10 @@ impl Login {
     ) -> Result<Option<SessionData>, StoreError> {
         let name = &self.session.cookie_name;
         match &self.store {
-            Store::Cookie => Ok(cookie::get_chunked(request, name)
-                .and_then(|sealed| self.sealer().open::<SessionData>(name, &sealed))),
+            Store::Cookie => Ok(cookie::get_chunked(request, name).and_then(|sealed| {
+                self.opened.invalidate(&opened_key(&sealed));
+                self.sealer().open::<SessionData>(name, &sealed)
+            })),
             Store::Redis(store) => {
                 let Some(ticket) = cookie::get(request, name).and_then(Ticket::parse) else {
                     return Ok(None);

@@ -340,3 +340,37 @@ async fn secrets_rotate_without_a_restart() {
     assert_eq!(fx.idp.code_exchanges(), logins);
     assert!(fx.session_with(&old, &["a"]).is_none() && fx.session_with(&old, &["b"]).is_some());
 }
+
+#[tokio::test]
+async fn a_removed_secret_ends_its_sessions_even_just_after_they_were_used() {
+    let fx = Fixture::with(Options {
+        secrets: vec!["a"],
+        ..Options::default()
+    })
+    .await;
+    let mut browser = fx.browser();
+    fx.login(&mut browser, "/app/x").await;
+    // Used again and again: the opened session is remembered.
+    for _ in 0..3 {
+        assert_eq!(browser.fetch("/app/again").await.status(), 200);
+    }
+    // The operator replaces the only secret (say it leaked): that session must not open any
+    // more, whatever was remembered.
+    std::fs::write(
+        fx.pki.dir.path().join("secret-a"),
+        format!("{}{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4()),
+    )
+    .unwrap();
+    let cookie = browser.cookie(SESSION).unwrap().value.clone();
+    let fx = &fx;
+    eventually("the old session is refused", WAIT, || {
+        let cookie = cookie.clone();
+        async move {
+            let mut copy = fx.browser();
+            copy.set_cookie(SESSION, &cookie);
+            copy.fetch("/app/after").await.status() == 401
+        }
+    })
+    .await;
+    assert_eq!(browser.fetch("/app/after").await.status(), 401);
+}
