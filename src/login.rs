@@ -198,7 +198,7 @@ impl Login {
             backend,
             rules,
             refreshes: Mutex::new(HashMap::new()),
-            opened: session::opened_cache(),
+            opened: OpenedCache::new(),
             clock: system_clock,
             warned_large: AtomicBool::new(false),
         })
@@ -243,7 +243,7 @@ impl Login {
         match read_sealer(&self.session) {
             Ok(sealer) => {
                 self.keys.store(Arc::new(sealer));
-                self.opened.invalidate_all();
+                self.opened.clear();
             }
             Err(error) => {
                 tracing::warn!(%error, "session secrets not reloaded; the previous ones stay")

@@ -30,14 +30,19 @@ const REFRESH_POLL: Duration = Duration::from_millis(50);
 /// browser refuses the request headers.
 const LARGE_COOKIE_SESSION: usize = 3 * 1024;
 
-/// How many opened cookie sessions are remembered (by the sealed value's SHA-256).
-pub(super) const OPENED_SESSIONS: u64 = 10_000;
+/// The bytes of sealed cookies the opened-session cache may hold (their values are kept to be
+/// compared): about 8,000 sessions of 1 KB.
+pub(super) const OPENED_BYTES: u64 = 8 * 1024 * 1024;
 
 /// A cookie session opened before: its principal and access token, until its tokens expire.
-/// Opening a sealed cookie (AES-GCM, JSON, the identity rules) costs more than the rest of a
-/// request, and a browser sends the same cookie with every request.
-#[derive(Clone)]
+/// Opening a sealed cookie (base64, AES-GCM, JSON, the identity rules) costs more than the
+/// rest of a request, and a browser sends the same cookie with every request.
+///
+/// Found by a fast keyed hash of the sealed value (a SHA-256 of a 3 KB cookie costs more
+/// than opening it), then the whole value compared in constant time: a hit is only ever the
+/// very cookie that was opened, and a collision is a miss.
 pub(super) struct Opened {
+    sealed: Box<str>,
     principal: Arc<Principal>,
     access_token: Option<String>,
     /// `min(expires, ends)`: past this the session needs a refresh (or is over), so the
@@ -45,37 +50,71 @@ pub(super) struct Opened {
     until: u64,
 }
 
-pub(super) type OpenedCache = moka::sync::Cache<[u8; 32], Opened>;
+pub(super) struct OpenedCache {
+    entries: moka::sync::Cache<u64, Arc<Opened>>,
+    keys: foldhash::fast::RandomState,
+}
+
+impl OpenedCache {
+    pub(super) fn new() -> Self {
+        Self {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(OPENED_BYTES)
+                .weigher(|_, opened: &Arc<Opened>| {
+                    u32::try_from(opened.sealed.len() + 256).unwrap_or(u32::MAX)
+                })
+                .expire_after(UntilRefresh)
+                .build(),
+            keys: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    fn key(&self, sealed: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.keys, sealed)
+    }
+
+    /// The session opened from exactly `sealed`, if it is remembered.
+    fn get(&self, sealed: &str) -> Option<Arc<Opened>> {
+        self.entries.get(&self.key(sealed)).filter(|opened| {
+            aws_lc_rs::constant_time::verify_slices_are_equal(
+                opened.sealed.as_bytes(),
+                sealed.as_bytes(),
+            )
+            .is_ok()
+        })
+    }
+
+    fn insert(&self, opened: Opened) {
+        self.entries
+            .insert(self.key(&opened.sealed), Arc::new(opened));
+    }
+
+    fn forget(&self, sealed: &str) {
+        if self.get(sealed).is_some() {
+            self.entries.invalidate(&self.key(sealed));
+        }
+    }
+
+    /// Every entry, when the session secrets change.
+    pub(super) fn clear(&self) {
+        self.entries.invalidate_all();
+    }
+}
 
 /// Entries live until their session needs a refresh.
 struct UntilRefresh;
 
-impl moka::Expiry<[u8; 32], Opened> for UntilRefresh {
+impl moka::Expiry<u64, Arc<Opened>> for UntilRefresh {
     fn expire_after_create(
         &self,
-        _: &[u8; 32],
-        value: &Opened,
+        _: &u64,
+        value: &Arc<Opened>,
         _: std::time::Instant,
     ) -> Option<Duration> {
         Some(Duration::from_secs(
             value.until.saturating_sub(crate::auth::jwt::system_clock()),
         ))
     }
-}
-
-pub(super) fn opened_cache() -> OpenedCache {
-    moka::sync::Cache::builder()
-        .max_capacity(OPENED_SESSIONS)
-        .expire_after(UntilRefresh)
-        .build()
-}
-
-/// The cache key of a sealed cookie value.
-fn opened_key(sealed: &str) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, sealed.as_bytes());
-    let mut key = [0u8; 32];
-    key.copy_from_slice(digest.as_ref());
-    key
 }
 
 /// What a session holds; short keys keep the cookie store small.
@@ -193,14 +232,13 @@ impl Login {
         let Some(sealed) = cookie::get_chunked(headers, name) else {
             return SessionState::None;
         };
-        let key = opened_key(&sealed);
-        if let Some(opened) = self.opened.get(&key)
+        if let Some(opened) = self.opened.get(&sealed)
             && (self.clock)() < opened.until
         {
             return SessionState::Valid {
-                principal: opened.principal,
+                principal: opened.principal.clone(),
                 set_cookies: Vec::new(),
-                access_token: opened.access_token,
+                access_token: opened.access_token.clone(),
             };
         }
         let ended = || SessionState::Ended {
@@ -219,12 +257,12 @@ impl Login {
                     ..
                 } = &state
                 {
-                    let opened = Opened {
+                    self.opened.insert(Opened {
+                        sealed: sealed.into_boxed_str(),
                         principal: principal.clone(),
                         access_token: access_token.clone(),
                         until: data.expires.min(data.ends),
-                    };
-                    self.opened.insert(key, opened);
+                    });
                 }
                 return state;
             }
@@ -570,7 +608,7 @@ impl Login {
         let name = &self.session.cookie_name;
         match &self.store {
             Store::Cookie => Ok(cookie::get_chunked(request, name).and_then(|sealed| {
-                self.opened.invalidate(&opened_key(&sealed));
+                self.opened.forget(&sealed);
                 self.sealer().open::<SessionData>(name, &sealed)
             })),
             Store::Redis(store) => {
