@@ -13,7 +13,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import Provider from 'oidc-provider';
-import { GATEHOUSE, SHOTS, eventually, freePort, launch } from './helpers.mjs';
+import { GATEHOUSE, SHOTS, configHead, eventually, freePort, launch } from './helpers.mjs';
 
 const CLIENT_SECRET = 'e2e-client-secret-with-enough-length';
 const USERS = { alice: { roles: ['admin'] }, bob: { roles: [] } };
@@ -96,18 +96,7 @@ routes:
     path: /**
     auth: session
 `);
-  writeFileSync(path.join(dir, 'gatehouse.yaml'), `version: 1
-listen:
-  https: 127.0.0.1:${ghPort}
-  admin: 127.0.0.1:${adminPort}
-tls:
-  certificates:
-    - cert_file: certs/localhost.pem
-      key_file: certs/localhost-key.pem
-upstream:
-  url: http://127.0.0.1:${echo.address().port}
-policies: policies
-login:
+  writeFileSync(path.join(dir, 'gatehouse.yaml'), `${configHead({ port: ghPort, adminPort, upstreamPort: echo.address().port })}login:
   issuer: ${idpUrl}
   client_id: gatehouse
   client_secret: { file: client-secret }

@@ -12,7 +12,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import Provider from 'oidc-provider';
-import { GATEHOUSE, SHOTS, eventually, freePort, launch } from './helpers.mjs';
+import { GATEHOUSE, SHOTS, configHead, eventually, freePort, httpsRequest, idpSignIn, launch, startEcho } from './helpers.mjs';
 
 const CLIENT_SECRET = 'e2e-client-secret-with-enough-length';
 const COOKIE = '__Host-gatehouse';
@@ -20,19 +20,8 @@ const COOKIE = '__Host-gatehouse';
 let dir, ca, echo, redis, gatehouse, base, admin, browser, log = '';
 const idps = {};
 
-/** An https request from node (trusting the dev CA); resolves to { status, headers, body }. */
-function request(pathname, { cookie, headers = {} } = {}) {
-  return new Promise((resolve, reject) => {
-    const all = { accept: 'application/json', ...headers };
-    if (cookie) all.cookie = `${COOKIE}=${cookie}`;
-    const req = https.request(`${base}${pathname}`, { headers: all, ca }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+function request(pathname, options = {}) {
+  return httpsRequest(`${base}${pathname}`, { ca, ...options });
 }
 
 /** An OpenID provider on its own port that records refreshes and back-channel calls. */
@@ -99,13 +88,7 @@ before(async () => {
   idps.corp = await startIdp('corp', ['staff']);
   idps.partners = await startIdp('partners', ['partner']);
 
-  echo = http.createServer((req, res) => {
-    const body = JSON.stringify({ path: req.url, headers: req.headers }, null, 2);
-    const html = (req.headers.accept ?? '').includes('text/html');
-    res.writeHead(200, { 'content-type': html ? 'text/html' : 'application/json' });
-    res.end(html ? `<!doctype html><title>echo</title><pre id=echo>${body.replace(/</g, '&lt;')}</pre>` : body);
-  });
-  await new Promise((r) => echo.listen(0, '127.0.0.1', r));
+  echo = await startEcho();
 
   redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   writeFileSync(path.join(dir, 'client-secret'), CLIENT_SECRET);
@@ -131,18 +114,7 @@ routes:
     scopes: [openid, email, roles]
 `;
   const config = path.join(dir, 'gatehouse.yaml');
-  writeFileSync(config, `version: 1
-listen:
-  https: 127.0.0.1:${port}
-  admin: 127.0.0.1:${adminPort}
-tls:
-  certificates:
-    - cert_file: certs/localhost.pem
-      key_file: certs/localhost-key.pem
-upstream:
-  url: http://127.0.0.1:${echo.address().port}
-policies: policies
-login:
+  writeFileSync(config, `${configHead({ port, adminPort, upstreamPort: echo.address().port })}login:
 ${provider(idps.corp, 'Example Corp')}${provider(idps.partners, 'Partners')}session:
   secrets: [{ file: session-secret }]
   store: redis
@@ -165,14 +137,9 @@ after(async () => {
   echo?.close();
 });
 
-/** At the IdP's dev login: sign in as `user` and consent. */
+/** At the IdP's dev login: sign in as `user`, consent, and come back. */
 async function signInAt(page, idp, user) {
-  await page.waitForURL((url) => url.origin === idp.url);
-  await page.fill('input[name=login]', user);
-  await page.fill('input[name=password]', 'any password');
-  await page.click('button[type=submit]');
-  await page.waitForSelector('button:has-text("Continue")');
-  await page.click('button:has-text("Continue")');
+  await idpSignIn(page, idp.url, user);
   await page.waitForURL((url) => url.origin === base);
 }
 

@@ -16,7 +16,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import Provider from 'oidc-provider';
-import { GATEHOUSE, SHOTS, eventually, freePort, launch } from './helpers.mjs';
+import { GATEHOUSE, SHOTS, configHead, eventually, freePort, httpsRequest, idpSignIn, launch, startEcho } from './helpers.mjs';
 
 const CLIENT_SECRET = 'e2e-client-secret-with-enough-length';
 const REDIS_PASSWORD = 'e2e redis password';
@@ -28,19 +28,8 @@ const refreshGrants = [];
 const backchannelSent = [];
 let signBearer;
 
-/** An https request from node (trusting the dev CA); resolves to { status, headers, body }. */
-function request(base, pathname, { cookie, headers = {}, method = 'GET', body } = {}) {
-  return new Promise((resolve, reject) => {
-    const all = { accept: 'application/json', ...headers };
-    if (cookie) all.cookie = `${COOKIE}=${cookie}`;
-    const req = https.request(`${base}${pathname}`, { method, headers: all, ca }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+function request(base, pathname, options = {}) {
+  return httpsRequest(`${base}${pathname}`, { ca, ...options });
 }
 
 /** The fetch oidc-provider uses for back-channel logout: node's https, trusting the dev CA. */
@@ -74,18 +63,7 @@ async function stopRedis() {
 
 function startGatehouse(name, port, adminPort) {
   const config = path.join(dir, `${name}.yaml`);
-  writeFileSync(config, `version: 1
-listen:
-  https: 127.0.0.1:${port}
-  admin: 127.0.0.1:${adminPort}
-tls:
-  certificates:
-    - cert_file: certs/localhost.pem
-      key_file: certs/localhost-key.pem
-upstream:
-  url: http://127.0.0.1:${echo.address().port}
-policies: policies
-issuers:
+  writeFileSync(config, `${configHead({ port, adminPort, upstreamPort: echo.address().port })}issuers:
   - issuer: https://robots.example
     audiences: [e2e-api]
     jwks_file: robots.jwks
@@ -158,13 +136,7 @@ before(async () => {
   provider.on('grant.error', (ctx) => { if (ctx.oidc.params?.grant_type === 'refresh_token') refreshGrants.push('error'); });
   idpServer.on('request', provider.callback());
 
-  echo = http.createServer((req, res) => {
-    const body = JSON.stringify({ path: req.url, headers: req.headers }, null, 2);
-    const html = (req.headers.accept ?? '').includes('text/html');
-    res.writeHead(200, { 'content-type': html ? 'text/html' : 'application/json' });
-    res.end(html ? `<!doctype html><title>echo</title><pre id=echo>${body.replace(/</g, '&lt;')}</pre>` : body);
-  });
-  await new Promise((r) => echo.listen(0, '127.0.0.1', r));
+  echo = await startEcho();
 
   // A bearer issuer of our own (a local key), for the routes that must not need Redis.
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -209,12 +181,7 @@ after(async () => {
 
 async function signIn(page, prefix) {
   await page.goto(`${replicas.a.base}/app/home`);
-  await page.waitForURL((url) => url.origin === idpUrl);
-  await page.fill('input[name=login]', 'alice');
-  await page.fill('input[name=password]', 'any password');
-  await page.click('button[type=submit]');
-  await page.waitForSelector('button:has-text("Continue")');
-  await page.click('button:has-text("Continue")');
+  await idpSignIn(page, idpUrl, 'alice');
   await page.waitForURL((url) => url.origin === replicas.a.base);
   await page.screenshot({ path: path.join(SHOTS, `${prefix}-signed-in.png`), fullPage: true });
 }
