@@ -85,11 +85,7 @@ impl Fixture {
     /// `issuer` are extra keys of the issuer entry, `extra` extra top-level YAML.
     async fn start(issuer: &[&str], extra: &str) -> Self {
         let fixture = Self::launch(issuer, extra, None).await;
-        let admin = fixture.gh.admin_addr;
-        eventually("gatehouse is ready", WAIT, || async move {
-            admin_get(admin, "/readyz").await.0 == 200
-        })
-        .await;
+        wait_ready(&fixture.gh, WAIT).await;
         fixture
     }
 

@@ -182,11 +182,7 @@ impl Fixture {
     }
 
     async fn wait_ready(&self) {
-        let admin = self.gh.admin_addr;
-        eventually("gatehouse is ready", WAIT, || async move {
-            admin_get(admin, "/readyz").await.0 == 200
-        })
-        .await;
+        wait_ready(&self.gh, WAIT).await;
     }
 
     /// Starts a new Gatehouse with `secrets` (same everything else), waits until it is ready,

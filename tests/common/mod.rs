@@ -346,6 +346,16 @@ pub async fn start(text: &str) -> Running {
     server::start(config).await.unwrap()
 }
 
+/// Waits (at most `limit`) until `gh`'s `/readyz` answers 200: its keys, providers and stores
+/// are loaded.
+pub async fn wait_ready(gh: &Running, limit: Duration) {
+    let admin = gh.admin_addr;
+    eventually("gatehouse is ready", limit, || async move {
+        admin_get(admin, "/readyz").await.0 == 200
+    })
+    .await;
+}
+
 /// GET on the admin listener; returns status and body.
 pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let tcp = TcpStream::connect(addr).await.unwrap();

@@ -194,11 +194,7 @@ impl Fixture {
         let upstream = format!("{upstream_url}\n  protocol: h2c\n{upstream_extra}");
         let text = config_text(&pki, &upstream, &idp.issuer_yaml(AUDIENCE, &[]));
         let gh = start(&text).await;
-        let admin = gh.admin_addr;
-        eventually("gatehouse is ready", WAIT, || async move {
-            admin_get(admin, "/readyz").await.0 == 200
-        })
-        .await;
+        wait_ready(&gh, WAIT).await;
         Self {
             pki,
             idp,

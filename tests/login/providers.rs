@@ -55,11 +55,7 @@ impl Two {
             dir.join("secret-a").display()
         );
         let gh = start(&config_text(&pki, &app.url(), &text)).await;
-        let admin = gh.admin_addr;
-        eventually("gatehouse is ready", WAIT, || async move {
-            admin_get(admin, "/readyz").await.0 == 200
-        })
-        .await;
+        wait_ready(&gh, WAIT).await;
         Self {
             pki,
             app,

@@ -32,11 +32,7 @@ impl Replicated {
         let fx = Fixture::with(options).await;
         let text = config(&fx.pki, &fx.app, &fx.idp, &fx.options, &fx.options.secrets);
         let b = start(&text).await;
-        let admin = b.admin_addr;
-        eventually("replica B is ready", WAIT, || async move {
-            admin_get(admin, "/readyz").await.0 == 200
-        })
-        .await;
+        wait_ready(&b, WAIT).await;
         Self { redis, fx, b }
     }
 
