@@ -715,3 +715,17 @@ impl Default for ClaimMapping {
 
 #[cfg(test)]
 mod tests;
+
+/// The errors of `text` (as `g.yaml`) other than those about `session.secrets`, as (line,
+/// field, message): for tests whose secrets are an unset variable, since only the other
+/// fields matter to them. Panics when `text` is accepted.
+#[cfg(test)]
+fn errors_but_secrets(text: &str) -> Vec<(u64, String, String)> {
+    parse(text, Path::new("g.yaml"), &Overrides::default())
+        .unwrap_err()
+        .0
+        .into_iter()
+        .filter(|e| !e.field.starts_with("session.secrets"))
+        .map(|e| (e.line, e.field, e.message))
+        .collect()
+}

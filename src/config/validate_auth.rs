@@ -598,10 +598,6 @@ pub fn valid_provider_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod login_list_tests {
-    use std::path::Path;
-
-    use super::super::{Config, ConfigErrors, Overrides, parse};
-
     const HEAD: &str = "version: 1
 listen:
   http: 127.0.0.1:8080
@@ -615,16 +611,7 @@ session:
     /// Errors (other than the unset secret's) of [`HEAD`] with `login` appended, as (line,
     /// field, message).
     fn check(login: &str) -> Vec<(u64, String, String)> {
-        let text = format!("{HEAD}{login}");
-        let result: Result<Config, ConfigErrors> =
-            parse(&text, Path::new("g.yaml"), &Overrides::default());
-        result
-            .unwrap_err()
-            .0
-            .into_iter()
-            .filter(|e| !e.field.starts_with("session.secrets"))
-            .map(|e| (e.line, e.field, e.message))
-            .collect()
+        super::super::errors_but_secrets(&format!("{HEAD}{login}"))
     }
 
     fn provider(name: &str, issuer: &str) -> String {

@@ -166,7 +166,7 @@ fn check_redis_url(url: &str) -> Result<(), String> {
 mod tests {
     use std::path::Path;
 
-    use super::super::{Config, ConfigErrors, Overrides, SessionStore, parse};
+    use super::super::{Overrides, SessionStore, parse};
     use crate::secret::{SecretSource, TextSource};
 
     /// Errors (other than the unset secret's) of a config with login and `lines` under
@@ -187,15 +187,7 @@ session:
   secrets: [{{ env: GATEHOUSE_TEST_UNSET_SECRET }}]
 {lines}"
         );
-        let result: Result<Config, ConfigErrors> =
-            parse(&text, Path::new("g.yaml"), &Overrides::default());
-        result
-            .unwrap_err()
-            .0
-            .into_iter()
-            .filter(|e| !e.field.starts_with("session.secrets"))
-            .map(|e| (e.line, e.field, e.message))
-            .collect()
+        super::super::errors_but_secrets(&text)
     }
 
     #[test]
