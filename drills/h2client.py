@@ -177,10 +177,11 @@ def flood(port, token, kind, seconds, res, lock):
         res["closed_by_server"] += closed
 
 
-def flood_main(a):
-    res = dict(frames=0, closed_by_server=0)
+def on_connections(a, work, first_args, res):
+    """Runs `work(*first_args, seconds, res, lock)` on `a.connections` threads, waits for them
+    (bounded) and writes the shared counts `res` to `a.out`."""
     lock = threading.Lock()
-    ts = [threading.Thread(target=flood, args=(a.port, a.token, a.flood, a.seconds, res, lock))
+    ts = [threading.Thread(target=work, args=(*first_args, a.seconds, res, lock))
           for _ in range(a.connections)]
     for t in ts:
         t.start()
@@ -201,18 +202,11 @@ def main():
     ap.add_argument("--flood", choices=["rapid-reset", "continuation", "settings", "ping"])
     a = ap.parse_args()
     if a.flood:
-        return flood_main(a)
+        return on_connections(a, flood, (a.port, a.token, a.flood),
+                              dict(frames=0, closed_by_server=0))
     res = dict(connections=0, goaways=0, sent=0, lost=0, conn_err=0, **{"2xx": 0, "4xx": 0,
                                                                        "5xx": 0})
-    lock = threading.Lock()
-    ts = [threading.Thread(target=run, args=(a.port, a.token, a.streams, a.seconds, res, lock))
-          for _ in range(a.connections)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(timeout=a.seconds + 20)
-    with open(a.out, "w") as f:
-        json.dump(res, f)
+    return on_connections(a, run, (a.port, a.token, a.streams), res)
 
 
 if __name__ == "__main__":
