@@ -240,12 +240,14 @@ impl Login {
     /// now on, all open; the provider gets the new client secret; Redis connections are made
     /// anew with the new password. A secret that cannot be read keeps the old one.
     pub fn reload_secrets(&self) {
+        let mut ok = true;
         match read_sealer(&self.session) {
             Ok(sealer) => {
                 self.keys.store(Arc::new(sealer));
                 self.opened.clear();
             }
             Err(error) => {
+                ok = false;
                 tracing::warn!(%error, "session secrets not reloaded; the previous ones stay")
             }
         }
@@ -256,6 +258,7 @@ impl Login {
             match source.read() {
                 Ok(secret) => idp.provider.set_client_secret(secret),
                 Err(error) => {
+                    ok = false;
                     tracing::warn!(provider = idp.name(), %error, "client secret not reloaded; the previous one stays")
                 }
             }
@@ -263,10 +266,14 @@ impl Login {
         if let Some(store) = self.redis()
             && let Err(error) = store.reconnect()
         {
+            ok = false;
             tracing::warn!(%error, "Redis credentials not reloaded; the previous ones stay");
         }
-        crate::telemetry::reloaded("secrets", true);
-        tracing::info!("secrets reloaded");
+        // A secret that could not be read counts as a failed reload (`result="error"`).
+        crate::telemetry::reloaded("secrets", ok);
+        if ok {
+            tracing::info!("secrets reloaded");
+        }
     }
 
     /// The OpenID providers, in the order configured; none in dev mode.

@@ -318,6 +318,13 @@ async fn send(
         .await
         .map_err(|e| HttpError(e.to_string()))?;
     let status = response.status();
+    // A token endpoint answering 5xx is down, not refusing (OAuth errors are 400 or 401): the
+    // sign-in gets 503 like an unreachable provider, and a refresh is tried again later.
+    if status.is_server_error() {
+        return Err(HttpError(format!(
+            "the token endpoint answered HTTP {status}"
+        )));
+    }
     let headers = response.headers().clone();
     let body = response
         .bytes()

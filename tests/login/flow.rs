@@ -345,17 +345,23 @@ async fn provider_errors_show_an_error_page_without_a_session() {
     let fx = Fixture::start().await;
     let mut browser = fx.browser();
 
-    fx.idp
-        .fail_token_endpoint(Some(http::StatusCode::INTERNAL_SERVER_ERROR));
-    let visit = browser.visit("/app/x").await;
-    assert_eq!(visit.urls.len(), 4, "{:?}", visit.urls);
-    assert_error_page(&visit.response, &browser, 502, "could not be completed");
+    // A token endpoint that answers 5xx is down: 503 (try again), as when it cannot be
+    // reached, never 401 or the 502 of an answer that could not be verified.
+    for status in [
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        http::StatusCode::SERVICE_UNAVAILABLE,
+    ] {
+        fx.idp.fail_token_endpoint(Some(status));
+        let visit = browser.visit("/app/x").await;
+        assert_eq!(visit.urls.len(), 4, "{:?}", visit.urls);
+        assert_error_page(&visit.response, &browser, 503, "cannot be reached");
+    }
     fx.idp.fail_token_endpoint(None);
 
     fx.idp.deny_authorization(Some("access_denied"));
     let visit = browser.visit("/app/x").await;
     assert_error_page(&visit.response, &browser, 403, "did not sign you in");
-    assert_eq!(fx.idp.code_exchanges(), 1, "only the failed exchange");
+    assert_eq!(fx.idp.code_exchanges(), 2, "only the failed exchanges");
     assert_eq!(flow_cookies(&browser), 0);
     assert!(fx.app.seen().is_empty());
 

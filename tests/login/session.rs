@@ -342,6 +342,40 @@ async fn secrets_rotate_without_a_restart() {
 }
 
 #[tokio::test]
+async fn a_secret_file_removed_or_broken_keeps_the_last_good_secret_and_counts_an_error() {
+    const ERRORS: &str = "gatehouse_reloads_total{kind=\"secrets\",result=\"error\"}";
+    let fx = Fixture::start().await;
+    let mut browser = fx.browser();
+    fx.login(&mut browser, "/app/x").await;
+    let path = fx.pki.dir.path().join("secret-a");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let admin = fx.gh.admin_addr;
+    let mut errors = metric(admin, ERRORS).await;
+    // Removed, then back as a secret too short to seal with: each a failed reload.
+    for broken in [None, Some("short")] {
+        match broken {
+            None => std::fs::remove_file(&path).unwrap(),
+            Some(text) => std::fs::write(&path, text).unwrap(),
+        }
+        let before = errors;
+        eventually("the failed reload is counted", WAIT, || async move {
+            metric(admin, ERRORS).await > before
+        })
+        .await;
+        errors = metric(admin, ERRORS).await;
+        // The last good secret still opens the session and seals new ones.
+        assert_eq!(browser.fetch("/app/still").await.status(), 200);
+        let mut new = fx.browser();
+        fx.login(&mut new, "/app/new").await;
+        std::fs::write(&path, &good).unwrap();
+        assert!(
+            fx.session_with(&new, &["a"]).is_some(),
+            "sealed with the good secret"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_removed_secret_ends_its_sessions_even_just_after_they_were_used() {
     let fx = Fixture::with(Options {
         secrets: vec!["a"],
