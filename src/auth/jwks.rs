@@ -45,6 +45,9 @@ pub struct Key {
     pub alg: Option<Algorithm>,
     pub kind: KeyKind,
     pub decoding: DecodingKey,
+    /// The public key's parameters as published (`kty`, `crv`, `n`, `e`, `x`, `y`): what tells
+    /// a key the issuer still publishes from one it replaced under the same `kid`.
+    material: Box<str>,
 }
 
 impl std::fmt::Debug for Key {
@@ -102,6 +105,16 @@ impl KeySet {
 
     /// The key for a token: by `kid` when the token has one, otherwise the only key that can
     /// verify `alg`. The key must allow `alg` by its type and, if it names one, its own `alg`.
+    /// Whether every key of `self` is in `newer` as it was (same `kid`, `alg` and parameters).
+    fn kept_in(&self, newer: &KeySet) -> bool {
+        self.keys.iter().all(|old| {
+            newer
+                .keys
+                .iter()
+                .any(|k| k.kid == old.kid && k.alg == old.alg && k.material == old.material)
+        })
+    }
+
     pub fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<&Key> {
         let usable = |key: &&Key| key.kind.allows(alg) && key.alg.is_none_or(|a| a == alg);
         match kid {
@@ -152,11 +165,23 @@ impl Key {
         if alg.is_some_and(|a| !kind.allows(a)) {
             return None;
         }
+        let param = |p: &Option<String>| p.as_deref().unwrap_or_default().to_owned();
+        let material = [
+            raw.kty.clone(),
+            param(&raw.crv),
+            param(&raw.n),
+            param(&raw.e),
+            param(&raw.x),
+            param(&raw.y),
+        ]
+        .join(".")
+        .into_boxed_str();
         Some(Self {
             kid: raw.kid,
             alg,
             kind,
             decoding,
+            material,
         })
     }
 }
@@ -189,6 +214,9 @@ pub struct Jwks {
     fetching: Mutex<Option<Instant>>,
     /// Bumped by every successful fetch.
     generation: AtomicU64,
+    /// Bumped when a fetched set drops or changes a key the set before it had: a verification
+    /// remembered under an older epoch may rest on a key the issuer withdrew.
+    key_epoch: AtomicU64,
     loaded: watch::Sender<bool>,
 }
 
@@ -228,6 +256,7 @@ impl Jwks {
             state: ArcSwapOption::empty(),
             fetching: Mutex::new(None),
             generation: AtomicU64::new(0),
+            key_epoch: AtomicU64::new(0),
             loaded: watch::channel(false).0,
         })
     }
@@ -239,6 +268,13 @@ impl Jwks {
     /// Becomes true at the first successful fetch (for `/readyz`).
     pub fn loaded(&self) -> watch::Receiver<bool> {
         self.loaded.subscribe()
+    }
+
+    /// Changes whenever a fetched key set withdraws or replaces a key the one before it had.
+    /// Read it *before* taking the keys for a verification: the verification is current while
+    /// the epoch stays the same.
+    pub fn key_epoch(&self) -> u64 {
+        self.key_epoch.load(Ordering::SeqCst)
     }
 
     /// The current key set, if it is fresh enough to use.
@@ -297,11 +333,16 @@ impl Jwks {
                 let ttl = max_age
                     .unwrap_or(self.settings.max_ttl)
                     .clamp(self.settings.min_ttl, self.settings.max_ttl);
-                self.state.store(Some(Arc::new(Loaded {
-                    keys: Arc::new(keys),
+                let keys = Arc::new(keys);
+                let previous = self.state.swap(Some(Arc::new(Loaded {
+                    keys: keys.clone(),
                     fetched_at: Instant::now(),
                     ttl,
                 })));
+                if previous.is_some_and(|p| !p.keys.kept_in(&keys)) {
+                    self.key_epoch.fetch_add(1, Ordering::SeqCst);
+                    tracing::info!(issuer = %self.issuer, "the issuer withdrew or replaced a key: tokens verified with it are checked again");
+                }
                 self.generation.fetch_add(1, Ordering::SeqCst);
                 self.loaded.send_replace(true);
                 telemetry::jwks_fetched(&self.issuer, true);
@@ -480,5 +521,33 @@ mod tests {
             "a and b both could: ambiguous"
         );
         assert!(set.find(Some("zzz"), Algorithm::RS256).is_none());
+    }
+
+    #[test]
+    fn a_set_keeps_its_keys_only_when_each_is_published_unchanged() {
+        let set = |keys: Vec<serde_json::Value>| {
+            KeySet::parse(serde_json::json!({ "keys": keys }).to_string().as_bytes()).unwrap()
+        };
+        let old = set(vec![rsa_jwk("a", None), rsa_jwk("b", Some("RS256"))]);
+        let grown = set(vec![
+            rsa_jwk("b", Some("RS256")),
+            rsa_jwk("a", None),
+            rsa_jwk("c", None),
+        ]);
+        assert!(
+            old.kept_in(&grown),
+            "added keys and a new order keep the old ones"
+        );
+        assert!(!old.kept_in(&set(vec![rsa_jwk("a", None)])), "b withdrawn");
+        assert!(
+            !old.kept_in(&set(vec![rsa_jwk("a", None), rsa_jwk("b", Some("PS256"))])),
+            "b's algorithm changed"
+        );
+        let mut replaced = rsa_jwk("a", None);
+        replaced["e"] = serde_json::json!("AQAC");
+        assert!(
+            !old.kept_in(&set(vec![replaced, rsa_jwk("b", Some("RS256"))])),
+            "a new key under an old kid"
+        );
     }
 }

@@ -12,7 +12,8 @@
 //! from the claims must pass the identity rules (`identity::IdentityRules`) before it counts.
 //!
 //! Verified tokens are remembered by a hash of the token until their `exp`, so a repeated
-//! token skips the signature check; a refused token is never remembered.
+//! token skips the signature check; a refused token is never remembered, and a remembered one
+//! is checked again once its issuer withdraws or replaces a key ([`Jwks::key_epoch`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -84,6 +85,10 @@ struct Verified {
     principal: Arc<Principal>,
     exp: u64,
     pass_authorization: bool,
+    /// For a JWS: the issuer's key cache and its key epoch when the signature was checked.
+    /// The verification stands for later requests only while that epoch is current, so a key
+    /// the issuer withdraws stops admitting the tokens it signed at the next key fetch.
+    keys: Option<(Arc<Jwks>, u64)>,
 }
 
 impl From<Introspected> for Verified {
@@ -92,11 +97,21 @@ impl From<Introspected> for Verified {
             principal: introspected.principal,
             exp: introspected.until,
             pass_authorization: introspected.pass_authorization,
+            keys: None,
         }
     }
 }
 
 impl Verified {
+    /// Whether a remembered verification still holds at `now`.
+    fn current(&self, now: u64) -> bool {
+        self.exp > now
+            && self
+                .keys
+                .as_ref()
+                .is_none_or(|(jwks, epoch)| jwks.key_epoch() == *epoch)
+    }
+
     fn authenticated(self) -> Authenticated {
         Authenticated {
             principal: self.principal,
@@ -226,7 +241,7 @@ impl Verifier {
         if let Ok(last) = memo.0.lock()
             && let Some((previous, verified)) = last.as_ref()
             && **previous == *token
-            && verified.exp > now
+            && verified.current(now)
         {
             telemetry::token_cache(true);
             return Ok(verified.clone().authenticated());
@@ -244,7 +259,7 @@ impl Verifier {
         }
         let digest = (self.cache.is_some() || self.introspector.enabled()).then(|| hash(token));
         if let (Some(cache), Some(digest)) = (&self.cache, &digest)
-            && let Some(hit) = cache.get(digest).filter(|v| v.exp > now)
+            && let Some(hit) = cache.get(digest).filter(|v| v.current(now))
         {
             telemetry::token_cache(true);
             return Ok(hit);
@@ -300,6 +315,8 @@ impl Verifier {
             algorithms: &settings.algorithms,
             leeway: settings.leeway,
         };
+        // Read before the keys are taken, so a key withdrawn meanwhile leaves this stamp old.
+        let epoch = issuer.jwks.key_epoch();
         let (payload, exp) = verify_signed(token, &issuer.jwks, expect, now).await?;
         let principal = settings
             .claims
@@ -321,6 +338,7 @@ impl Verifier {
             principal: Arc::new(principal),
             exp: exp.saturating_add(settings.leeway.as_secs()),
             pass_authorization: settings.pass_authorization,
+            keys: Some((issuer.jwks.clone(), epoch)),
         })
     }
 

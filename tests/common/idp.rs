@@ -75,6 +75,15 @@ impl Idp {
         self.state.keys.lock().unwrap().push(signer.jwk());
     }
 
+    /// Stops publishing the key with `kid` (the issuer withdrew it).
+    pub fn remove_key(&self, kid: &str) {
+        self.state
+            .keys
+            .lock()
+            .unwrap()
+            .retain(|jwk| jwk["kid"] != kid);
+    }
+
     /// Requests for `/jwks` so far.
     pub fn jwks_fetches(&self) -> usize {
         self.state.jwks_requests.load(Ordering::SeqCst)

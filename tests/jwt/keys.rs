@@ -30,6 +30,65 @@ async fn a_rotated_key_is_accepted_after_one_more_fetch() {
     assert_eq!(fx.idp.jwks_fetches(), loaded + 1);
 }
 
+#[tokio::test]
+async fn a_withdrawn_key_stops_admitting_the_tokens_it_signed_even_when_they_are_cached() {
+    // Key sets live a second, so background refreshes pick up the withdrawal on their own.
+    let fx = Fixture::start(&["jwks: { min_ttl: 1s, max_ttl: 1s }"], "").await;
+    let rotated = Signer::generate(Algorithm::ES256, "ec-2").unwrap();
+    fx.idp.add_key(&rotated);
+    let token = rotated.sign(&fx.claims("mallory", &["admin"])).unwrap();
+    let kept = fx.token("alice", &["admin"]);
+    // Verified once, then remembered: by the shared cache (a new connection per request)
+    // and by the connection (the same HTTP/2 connection again).
+    let mut h2 = h2_connection(&fx.client).await;
+    let on_h2 = |token: &str| {
+        Request::get("https://localhost/admin/x")
+            .header("authorization", format!("Bearer {token}"))
+            .body(empty())
+            .unwrap()
+    };
+    for _ in 0..2 {
+        fx.passes(with_token("GET", "/admin/x", &token)).await;
+        let response = collect(h2.send_request(on_h2(&token)).await.unwrap()).await;
+        assert_eq!(response.status(), 200, "{}", body_text(&response));
+    }
+    fx.passes(with_token("GET", "/admin/x", &kept)).await;
+
+    fx.idp.remove_key(rotated.kid());
+    let fetched = fx.idp.jwks_fetches();
+    eventually("a key set without ec-2 is fetched", WAIT, || async {
+        fx.idp.jwks_fetches() >= fetched + 2
+    })
+    .await;
+    let before = fx.app.seen().len();
+    fx.unauthorized(
+        with_token("GET", "/admin/x", &token),
+        "no key of the issuer matches the token",
+    )
+    .await;
+    let response = collect(h2.send_request(on_h2(&token)).await.unwrap()).await;
+    assert_eq!(
+        (
+            response.status().as_u16(),
+            challenge(&response).contains("no key of the issuer")
+        ),
+        (401, true),
+        "the connection's remembered token: {}",
+        challenge(&response)
+    );
+    assert_eq!(
+        fx.app.seen().len(),
+        before,
+        "a withdrawn key's token reached the app"
+    );
+    // Tokens of the keys that stay pass, and pass from the cache again after one check.
+    for _ in 0..2 {
+        fx.passes(with_token("GET", "/admin/x", &kept)).await;
+        let response = collect(h2.send_request(on_h2(&kept)).await.unwrap()).await;
+        assert_eq!(response.status(), 200, "{}", body_text(&response));
+    }
+}
+
 /// An HTTP/2 connection to Gatehouse for many concurrent requests.
 async fn h2_connection(client: &Client) -> SendRequest<BoxBody> {
     let tls = tls_connect(
