@@ -234,6 +234,7 @@ def main():
     ap.add_argument("--streams", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--conn-base", type=int, default=0, help="first connection number (x-req-id)")
     ap.add_argument("--rps", type=float, default=0.0,
                     help="paced: this many new streams per second in all (over all connections)")
     ap.add_argument("--flood", choices=["rapid-reset", "continuation", "settings", "ping"])
@@ -244,7 +245,7 @@ def main():
     res = dict(connections=0, goaways=0, sent=0, lost=0, conn_err=0, **{"2xx": 0, "4xx": 0,
                                                                        "5xx": 0})
     return on_connections(a, run, (a.port, a.token, a.streams), res,
-                          lambda i: (a.rps / a.connections, i))
+                          lambda i: (a.rps / a.connections, a.conn_base + i))
 
 
 if __name__ == "__main__":
