@@ -331,6 +331,7 @@ async fn admin_paths_on_the_public_port_go_to_the_upstream() {
 }
 
 /// utime + stime of `pid`, in seconds.
+#[allow(clippy::unwrap_used)]
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat
