@@ -20,7 +20,10 @@ import h2.events
 import h2.exceptions
 
 
-def run(port, token, streams, seconds, res, lock):
+def run(port, token, streams, seconds, res, lock, rps=0.0, conn_no=0):
+    """Closed loop (`streams` always open) or, with `rps`, paced: one new stream every
+    1/rps s on this connection (at most `streams` open at once). Every stream carries
+    `x-req-id: h2-<conn>-<stream id>`; the ids that did not end 2xx go to res["failed"]."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -39,20 +42,46 @@ def run(port, token, streams, seconds, res, lock):
         sid = conn.get_next_available_stream_id()
         conn.send_headers(sid, [(":method", "GET"), (":path", "/"), (":scheme", "https"),
                                 (":authority", "localhost"),
-                                ("authorization", f"Bearer {token}")], end_stream=True)
+                                ("authorization", f"Bearer {token}"),
+                                ("x-req-id", f"h2-{conn_no}-{sid}")], end_stream=True)
         open_[sid] = None
 
-    for _ in range(streams):
-        send_one()
+    period = 1.0 / rps if rps else 0.0
+    next_due = time.monotonic() + (conn_no * period / 4 if rps else 0.0)
+    ok_times = []  # wall-clock end of every 2xx stream (paced mode: the achieved rate)
+    if not rps:
+        for _ in range(streams):
+            send_one()
     s.sendall(conn.data_to_send())
     closed = False
     final = False
     buf = b""
     while time.monotonic() < deadline + 10 and not closed:
+        if rps:
+            now = time.monotonic()
+            if next_due < now - 0.1:  # far behind: the shortfall shows in the rate, no burst
+                next_due = now
+            while goaway is None and now >= next_due and now < deadline and len(open_) < streams:
+                send_one()
+                next_due += period
+            out = conn.data_to_send()
+            if out:
+                try:
+                    s.sendall(out)
+                except OSError:
+                    closed = True
+                    break
+            s.settimeout(min(0.05, max(0.001, next_due - time.monotonic())))
         try:
             data = s.recv(65536)
+        except TimeoutError:
+            if (final or time.monotonic() >= deadline) and not open_:
+                break
+            continue
         except OSError:
             data = b""
+        finally:
+            s.settimeout(10)
         if not data:
             closed = True
             break
@@ -85,7 +114,9 @@ def run(port, token, streams, seconds, res, lock):
                 conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             elif isinstance(ev, h2.events.StreamEnded):
                 done[ev.stream_id] = open_.pop(ev.stream_id, None)
-                if goaway is None and time.monotonic() < deadline:
+                if isinstance(done[ev.stream_id], int) and done[ev.stream_id] < 300:
+                    ok_times.append(time.time())
+                if not rps and goaway is None and time.monotonic() < deadline:
                     send_one()
             elif isinstance(ev, h2.events.StreamReset):
                 done[ev.stream_id] = "reset"
@@ -104,6 +135,10 @@ def run(port, token, streams, seconds, res, lock):
     with lock:
         res["connections"] += 1
         res["goaways"] += goaway is not None
+        res.setdefault("ok_times", []).extend(ok_times)
+        res.setdefault("failed", []).extend(
+            f"h2-{conn_no}-{sid}" for sid, st in list(done.items()) + list(open_.items())
+            if not (isinstance(st, int) and 200 <= st < 300))
         for sid, st in done.items():
             res["sent"] += 1
             if isinstance(st, int) and 200 <= st < 300:
@@ -177,12 +212,12 @@ def flood(port, token, kind, seconds, res, lock):
         res["closed_by_server"] += closed
 
 
-def on_connections(a, work, first_args, res):
-    """Runs `work(*first_args, seconds, res, lock)` on `a.connections` threads, waits for them
-    (bounded) and writes the shared counts `res` to `a.out`."""
+def on_connections(a, work, first_args, res, extra=lambda i: ()):
+    """Runs `work(*first_args, seconds, res, lock, *extra(i))` on `a.connections` threads,
+    waits for them (bounded) and writes the shared counts `res` to `a.out`."""
     lock = threading.Lock()
-    ts = [threading.Thread(target=work, args=(*first_args, a.seconds, res, lock))
-          for _ in range(a.connections)]
+    ts = [threading.Thread(target=work, args=(*first_args, a.seconds, res, lock, *extra(i)))
+          for i in range(a.connections)]
     for t in ts:
         t.start()
     for t in ts:
@@ -199,6 +234,9 @@ def main():
     ap.add_argument("--streams", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--conn-base", type=int, default=0, help="first connection number (x-req-id)")
+    ap.add_argument("--rps", type=float, default=0.0,
+                    help="paced: this many new streams per second in all (over all connections)")
     ap.add_argument("--flood", choices=["rapid-reset", "continuation", "settings", "ping"])
     a = ap.parse_args()
     if a.flood:
@@ -206,7 +244,8 @@ def main():
                               dict(frames=0, closed_by_server=0))
     res = dict(connections=0, goaways=0, sent=0, lost=0, conn_err=0, **{"2xx": 0, "4xx": 0,
                                                                        "5xx": 0})
-    return on_connections(a, run, (a.port, a.token, a.streams), res)
+    return on_connections(a, run, (a.port, a.token, a.streams), res,
+                          lambda i: (a.rps / a.connections, a.conn_base + i))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 //! timeout, HTTP/1.1 and HTTP/2 serving with header limits, idle timeouts, and graceful
 //! shutdown. Each request is handed to [`stack::handle`].
 
+mod accept_backoff;
 mod linger;
 
 use std::io;
@@ -565,6 +566,7 @@ async fn accept(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let scheme = if acceptor.is_some() { "https" } else { "http" };
+    let mut backoff = accept_backoff::AcceptBackoff::default();
     loop {
         // Take a connection slot before accepting: at the cap, new clients wait in the
         // kernel's accept queue instead of being accepted and starved.
@@ -578,11 +580,22 @@ async fn accept(
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
+            Ok(accepted) => {
+                backoff.succeeded();
+                accepted
+            }
             Err(e) => {
-                // Usually EMFILE: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Usually EMFILE: back off instead of spinning, and do not log every failure.
+                let kind = accept_backoff::kind(&e);
+                telemetry::accept_failed(kind);
+                let failure = backoff.failed(std::time::Instant::now());
+                if let Some(failures) = failure.log {
+                    tracing::warn!(error = %e, kind, failures, "accept failed; backing off (logged at most every 10 s)");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(failure.wait) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                }
                 continue;
             }
         };

@@ -25,6 +25,7 @@ pub const TLS_HANDSHAKE_FAILURES: &str = "gatehouse_tls_handshake_failures_total
 pub const CERT_EXPIRY: &str = "gatehouse_certificate_expiry_seconds";
 pub const RELOADS: &str = "gatehouse_reloads_total";
 pub const CONNECTIONS: &str = "gatehouse_connections_open";
+pub const ACCEPT_ERRORS: &str = "gatehouse_accept_errors_total";
 pub const DECISIONS: &str = "gatehouse_decisions_total";
 pub const JWKS_FETCHES: &str = "gatehouse_jwks_fetches_total";
 pub const JWKS_UNKNOWN_KID: &str = "gatehouse_jwks_unknown_kid_total";
@@ -286,6 +287,11 @@ pub fn tls_handshake_failed(reason: &'static str) {
 pub fn reloaded(kind: &'static str, ok: bool) {
     let result = if ok { "ok" } else { "error" };
     metrics::counter!(RELOADS, "kind" => kind, "result" => result).increment(1);
+}
+
+/// `kind`: emfile, enfile, enobufs, enomem or other.
+pub fn accept_failed(kind: &'static str) {
+    metrics::counter!(ACCEPT_ERRORS, "kind" => kind).increment(1);
 }
 
 pub fn connection_opened() {

@@ -329,3 +329,127 @@ async fn admin_paths_on_the_public_port_go_to_the_upstream() {
         (200, "ok\n".to_owned())
     );
 }
+
+/// utime + stime of `pid`, in seconds.
+#[allow(clippy::unwrap_used)]
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0 // USER_HZ is 100 on Linux
+}
+
+/// Out of file descriptors (`RLIMIT_NOFILE` 64 for the child, 120 clients in the accept
+/// queue), `accept` fails with EMFILE for as long as the clients stay. Gatehouse must back off
+/// (little CPU), count the failures, log them a few times rather than once per retry, and
+/// serve again soon after the clients leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_accept_backs_off_logs_rarely_and_recovers() {
+    let pki = pki();
+    let app = ok_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(dir.path(), &config_text(&pki, &app.url(), ""));
+    let mut command = std::process::Command::new("prlimit");
+    command
+        .arg("--nofile=64:64")
+        .arg(binary())
+        .args(["run", "--config"])
+        .arg(&file)
+        .args(["--log-format", "json"]);
+    let (child, log) = spawn_logged(command);
+    let mut gh = Process {
+        child,
+        https: None,
+        admin: "127.0.0.1:0".parse().unwrap(),
+        log,
+    };
+    gh.wait_for_log("gatehouse is serving").await;
+    let line = gh
+        .log_lines()
+        .into_iter()
+        .find(|l| l.contains("gatehouse is serving"))
+        .unwrap();
+    let fields: serde_json::Value = serde_json::from_str(&line).unwrap();
+    gh.https = fields["https"].as_str().and_then(|s| s.parse().ok());
+    gh.admin = fields["admin"].as_str().unwrap().parse().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", gh.pid())).unwrap();
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max open files") && l.contains(" 64 ")),
+        "{limits}"
+    );
+    let addr = gh.https.unwrap();
+    let client = Client::new(addr, &pki.paths.ca_cert);
+    assert_eq!(client.h1(get("/before")).await.status(), 200);
+
+    // Plain TCP connections: the kernel completes them; Gatehouse accepts until it has no
+    // descriptor left, and each accepted one waits in its TLS handshake.
+    let mut held = Vec::new();
+    for _ in 0..120 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let failure_lines = |gh: &Process| {
+        gh.log_lines()
+            .iter()
+            .filter(|l| l.contains("accept failed"))
+            .count()
+    };
+    assert!(failure_lines(&gh) >= 1, "no `accept failed` line");
+    let lines0 = failure_lines(&gh);
+    let cpu0 = cpu_seconds(gh.pid());
+    let t0 = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let cpu = cpu_seconds(gh.pid()) - cpu0;
+    let wall = t0.elapsed().as_secs_f64();
+    assert!(
+        cpu < 0.25 * wall,
+        "{cpu:.2} s of CPU in {wall:.1} s while out of descriptors"
+    );
+    // Once per retry (every 50 ms) before the fix; at most one summary line per 10 s now.
+    let failures = failure_lines(&gh) - lines0;
+    assert!(
+        failures <= 1,
+        "{failures} more `accept failed` lines in {wall:.1} s: {:#?}",
+        gh.log_lines()
+    );
+
+    drop(held);
+    // Within a second or two the descriptors are back and new clients are served again.
+    let t_back = std::time::Instant::now();
+    let config = client_config(&pki.paths.ca_cert, &[b"http/1.1"]);
+    eventually(
+        "a new client is served again",
+        Duration::from_secs(3),
+        || {
+            let config = config.clone();
+            async move {
+                let tls = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    tls_connect(addr, "localhost", config),
+                )
+                .await;
+                matches!(tls, Ok(Ok(_)))
+            }
+        },
+    )
+    .await;
+    assert_eq!(client.h1(get("/after")).await.status(), 200);
+    assert!(
+        t_back.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        t_back.elapsed()
+    );
+    let counted = metric(gh.admin, "gatehouse_accept_errors_total{kind=\"emfile\"}").await;
+    assert!(
+        counted >= 2.0,
+        "gatehouse_accept_errors_total{{kind=\"emfile\"}} {counted}"
+    );
+    assert!(gh.child.try_wait().unwrap().is_none());
+}
