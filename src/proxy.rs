@@ -96,9 +96,19 @@ pub struct Upgrade {
 }
 
 impl Upstream {
-    /// `closing` turns true when open tunnels must end (the end of the drain).
-    pub fn new(settings: &config::Upstream, closing: watch::Receiver<bool>) -> Self {
-        let connector = UpstreamConnector::new(settings.target.clone(), settings.connect_timeout);
+    /// `connections`: how many connections to the app may be open at once (the descriptor
+    /// budget's share); `closing` turns true when open tunnels must end (the end of the
+    /// drain).
+    pub fn new(
+        settings: &config::Upstream,
+        connections: usize,
+        closing: watch::Receiver<bool>,
+    ) -> Self {
+        let connector = UpstreamConnector::new(
+            settings.target.clone(),
+            settings.connect_timeout,
+            connections,
+        );
         let transport = match settings.protocol {
             UpstreamProtocol::Http1 => Transport::Http1(Self::http1_client(settings, connector)),
             UpstreamProtocol::H2c => Transport::H2c(Arc::new(H2Pool::new(

@@ -3,6 +3,7 @@
 //! shutdown. Each request is handed to [`stack::handle`].
 
 mod accept_backoff;
+mod descriptors;
 mod linger;
 
 use std::io;
@@ -244,11 +245,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )?;
     // Upgraded tunnels run outside any HTTP connection; this tells them when the drain is over.
     let (close_tunnels, tunnels_closing) = watch::channel(false);
+    // No more connections, to clients and to the app, than the descriptor limit allows.
+    let budget = descriptors::budget(config.limits.max_connections, descriptors::raise());
+    let max_connections = budget.connections;
 
     let shared = Arc::new(Shared {
         app: Arc::new(App {
             endpoints: crate::endpoints::router(login.as_deref()),
-            upstream: Upstream::new(&config.upstream, tunnels_closing),
+            upstream: Upstream::new(&config.upstream, budget.upstream, tunnels_closing),
             trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             policy,
             verifier,
@@ -276,7 +280,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             inspector: inspector.clone(),
         }),
         http: http_builder(&config.limits),
-        permits: Arc::new(Semaphore::new(config.limits.max_connections)),
+        permits: Arc::new(Semaphore::new(max_connections)),
         idle_timeout: config.limits.idle_timeout,
         handshake_timeout: config
             .tls
@@ -319,7 +323,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     );
 
     let drain_timeout = config.limits.drain_timeout;
-    let max_connections = config.limits.max_connections;
     let mut signal = shutdown_rx;
     let stopped = tokio::spawn(async move {
         let _ = signal.wait_for(|stop| *stop).await;

@@ -1,5 +1,9 @@
 //! Connections to the upstream: TCP (with `TCP_NODELAY` and a connect timeout) or a Unix
-//! socket. One stream type for both, so the pooled client is the same either way.
+//! socket. One stream type for both, so the pooled client is the same either way. Each holds
+//! one of a fixed number of slots (the descriptor budget's share for the app, see
+//! `server::descriptors`) for as long as it is open, pooled or not: at the limit, a new
+//! connection waits for a slot, within the connect timeout, while the pool may hand the
+//! request a connection that another one has finished with.
 
 use std::future::Future;
 use std::io;
@@ -14,6 +18,7 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::UpstreamTarget;
 
@@ -21,13 +26,16 @@ use crate::config::UpstreamTarget;
 pub struct UpstreamConnector {
     target: Arc<UpstreamTarget>,
     connect_timeout: Duration,
+    slots: Arc<Semaphore>,
 }
 
 impl UpstreamConnector {
-    pub fn new(target: UpstreamTarget, connect_timeout: Duration) -> Self {
+    /// At most `connections` open at once (at least one).
+    pub fn new(target: UpstreamTarget, connect_timeout: Duration, connections: usize) -> Self {
         Self {
             target: Arc::new(target),
             connect_timeout,
+            slots: Arc::new(Semaphore::new(connections.clamp(1, Semaphore::MAX_PERMITS))),
         }
     }
 }
@@ -46,18 +54,27 @@ impl tower_service::Service<Uri> for UpstreamConnector {
     fn call(&mut self, _: Uri) -> Self::Future {
         let target = self.target.clone();
         let timeout = self.connect_timeout;
+        let slots = self.slots.clone();
         Box::pin(async move {
             let connect = async {
-                match &*target {
+                let slot = slots
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| io::Error::other("upstream connection slots closed"))?;
+                let socket = match &*target {
                     UpstreamTarget::Tcp(addr) => {
                         let stream = TcpStream::connect(addr.as_str()).await?;
                         stream.set_nodelay(true)?;
-                        Ok(UpstreamStream::Tcp(stream))
+                        Socket::Tcp(stream)
                     }
-                    UpstreamTarget::Unix(path) => UnixStream::connect(PathBuf::from(path))
-                        .await
-                        .map(UpstreamStream::Unix),
-                }
+                    UpstreamTarget::Unix(path) => {
+                        Socket::Unix(UnixStream::connect(PathBuf::from(path)).await?)
+                    }
+                };
+                Ok(UpstreamStream {
+                    socket,
+                    _slot: slot,
+                })
             };
             match tokio::time::timeout(timeout, connect).await {
                 Ok(stream) => stream.map(TokioIo::new),
@@ -70,8 +87,15 @@ impl tower_service::Service<Uri> for UpstreamConnector {
     }
 }
 
+/// A connection to the app, holding its slot until it closes.
 #[derive(Debug)]
-pub enum UpstreamStream {
+pub struct UpstreamStream {
+    socket: Socket,
+    _slot: OwnedSemaphorePermit,
+}
+
+#[derive(Debug)]
+enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
@@ -88,9 +112,9 @@ impl AsyncRead for UpstreamStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        match &mut self.get_mut().socket {
+            Socket::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Socket::Unix(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -101,9 +125,9 @@ impl AsyncWrite for UpstreamStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        match &mut self.get_mut().socket {
+            Socket::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Socket::Unix(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -112,30 +136,30 @@ impl AsyncWrite for UpstreamStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Self::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        match &mut self.get_mut().socket {
+            Socket::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Socket::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Self::Tcp(s) => s.is_write_vectored(),
-            Self::Unix(s) => s.is_write_vectored(),
+        match &self.socket {
+            Socket::Tcp(s) => s.is_write_vectored(),
+            Socket::Unix(s) => s.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Self::Unix(s) => Pin::new(s).poll_flush(cx),
+        match &mut self.get_mut().socket {
+            Socket::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Socket::Unix(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        match &mut self.get_mut().socket {
+            Socket::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Socket::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

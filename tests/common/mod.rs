@@ -513,7 +513,20 @@ pub fn binary() -> &'static str {
 
 /// Runs `gatehouse run --config FILE --log-format json` and waits until it serves.
 pub fn spawn_binary(config_file: &Path) -> Process {
-    let mut child = Command::new(binary())
+    spawn_binary_under(&[], config_file)
+}
+
+/// [`spawn_binary`] under a wrapper command, e.g. `["prlimit", "--nofile=64:64"]`.
+pub fn spawn_binary_under(wrapper: &[&str], config_file: &Path) -> Process {
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary());
+            command
+        }
+        None => Command::new(binary()),
+    };
+    let mut child = command
         .args(["run", "--config"])
         .arg(config_file)
         .args(["--log-format", "json"])
