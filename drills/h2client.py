@@ -53,6 +53,17 @@ def run(port, token, streams, seconds, res, lock, rps=0.0, conn_no=0):
         for _ in range(streams):
             send_one()
     s.sendall(conn.data_to_send())
+
+    def flush() -> bool:
+        """Sends what h2 has queued; False once the socket is gone."""
+        out = conn.data_to_send()
+        if out:
+            try:
+                s.sendall(out)
+            except OSError:
+                return False
+        return True
+
     closed = False
     final = False
     buf = b""
@@ -64,13 +75,9 @@ def run(port, token, streams, seconds, res, lock, rps=0.0, conn_no=0):
             while goaway is None and now >= next_due and now < deadline and len(open_) < streams:
                 send_one()
                 next_due += period
-            out = conn.data_to_send()
-            if out:
-                try:
-                    s.sendall(out)
-                except OSError:
-                    closed = True
-                    break
+            if not flush():
+                closed = True
+                break
             s.settimeout(min(0.05, max(0.001, next_due - time.monotonic())))
         try:
             data = s.recv(65536)
@@ -123,12 +130,8 @@ def run(port, token, streams, seconds, res, lock, rps=0.0, conn_no=0):
                 open_.pop(ev.stream_id, None)
             elif isinstance(ev, h2.events.ConnectionTerminated):
                 goaway = ev.last_stream_id
-        out = conn.data_to_send()
-        if out:
-            try:
-                s.sendall(out)
-            except OSError:
-                closed = True
+        if not flush():
+            closed = True
         if (final or time.monotonic() >= deadline) and not open_:
             break
     s.close()

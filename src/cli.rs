@@ -138,12 +138,45 @@ fn trust(certs: Option<PathBuf>, direction: crate::trust::Direction) -> ExitCode
     }
 }
 
+/// How many threads the runtime gets: `TOKIO_WORKER_THREADS` when set (as tokio itself
+/// reads it), else the CPUs this process may use (`available_parallelism` counts the CPU
+/// affinity mask and a cgroup's CPU quota, so a pod limited to one CPU gets one).
+fn worker_threads() -> usize {
+    choose_workers(
+        std::env::var("TOKIO_WORKER_THREADS").ok().as_deref(),
+        std::thread::available_parallelism().ok().map(|n| n.get()),
+    )
+}
+
+/// `worker_threads` without the environment: a positive `TOKIO_WORKER_THREADS` wins, then
+/// the usable CPUs, then one.
+fn choose_workers(setting: Option<&str>, cpus: Option<usize>) -> usize {
+    setting
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .or(cpus)
+        .unwrap_or(1)
+}
+
+/// With one CPU, a current-thread runtime: the I/O driver, the timers and every task on the
+/// one thread, so a request's wake-ups never cross threads (the work-stealing scheduler with
+/// one worker still parks and unparks it from the main thread and pays for its queues'
+/// atomics). With more, the work-stealing runtime with one worker per CPU.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    match worker_threads() {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("gatehouse: cannot start the runtime: {e}");
@@ -351,4 +384,21 @@ fn certs_dev(out: PathBuf, names: &[String]) -> ExitCode {
 fn fail(error: impl std::fmt::Display) -> ExitCode {
     eprintln!("gatehouse: {error}");
     ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::choose_workers;
+
+    #[test]
+    fn one_cpu_means_one_worker_and_the_setting_wins() {
+        assert_eq!(choose_workers(None, Some(1)), 1);
+        assert_eq!(choose_workers(None, Some(4)), 4);
+        assert_eq!(choose_workers(Some("1"), Some(4)), 1);
+        assert_eq!(choose_workers(Some(" 3 "), Some(1)), 3);
+        // Unusable settings fall back to the CPUs, as tokio does not: it would panic.
+        assert_eq!(choose_workers(Some("0"), Some(2)), 2);
+        assert_eq!(choose_workers(Some("many"), Some(2)), 2);
+        assert_eq!(choose_workers(None, None), 1);
+    }
 }
