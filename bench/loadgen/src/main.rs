@@ -1,11 +1,14 @@
 //! The load generator for what wrk and h2load cannot do: new TLS connections with and without
-//! session resumption, and thousands of idle keep-alive connections held open. bench/run builds
-//! it (`cargo build --release --example loadgen`) and runs it on the load generator's core;
-//! the same client measures every proxy, so the ratios are fair.
+//! session resumption, thousands of idle keep-alive connections held open, and slowloris
+//! connections that never finish their request. bench/run and drills/run build it (`cargo build
+//! --release --locked -p gatehouse-loadgen`: a package of its own in the workspace, so building
+//! it recompiles nothing of Gatehouse's) and run it on the load generator's core; the same
+//! client measures every proxy, so the ratios are fair.
 //!
 //! ```text
 //! loadgen handshakes ADDR --seconds S --concurrency C [--resume] [--header "Name: value"]
 //! loadgen idle ADDR --connections N [--header "Name: value"] [--hold-seconds S]
+//! loadgen slowloris ADDR --connections N [--hold-seconds S]
 //! ```
 //!
 //! `handshakes`: C tasks, each in a loop: connect, TLS 1.3 handshake, one `GET /` with
@@ -14,11 +17,16 @@
 //! it every handshake is a full one. `idle`: opens N connections (64 handshakes at a time),
 //! sends one keep-alive request on each, prints `LOADGEN {...}` once all are open, holds them
 //! for `--hold-seconds`, then sends one more request on each to count how many survived.
+//! `slowloris`: opens N connections the same way, sends a request line and one header on each
+//! (never the blank line that ends the head), prints `LOADGEN {...}` once all are open, then
+//! for `--hold-seconds` writes one more byte of a header on each every second, and counts how
+//! many still took its byte in the last round.
 //!
-//! Both print one line `LOADGEN <json>` per phase. The server's certificate is not checked
+//! Each mode prints one line `LOADGEN <json>` per phase. The server's certificate is not checked
 //! against a root (the bench certificate is self-signed), but the handshake signature is
 //! verified as any client does, so the client's work per handshake is a real client's.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,7 +106,7 @@ fn parse_args() -> Result<Args, Error> {
     let mut it = std::env::args().skip(1);
     let mode = it
         .next()
-        .ok_or("usage: loadgen handshakes|idle ADDR [options]")?;
+        .ok_or("usage: loadgen handshakes|idle|slowloris ADDR [options]")?;
     let addr = it.next().ok_or("missing ADDR (host:port)")?;
     let mut args = Args {
         mode,
@@ -122,7 +130,7 @@ fn parse_args() -> Result<Args, Error> {
             other => return Err(format!("unknown option {other}").into()),
         }
     }
-    if !matches!(args.mode.as_str(), "handshakes" | "idle") {
+    if !matches!(args.mode.as_str(), "handshakes" | "idle" | "slowloris") {
         return Err(format!("unknown mode {}", args.mode).into());
     }
     Ok(args)
@@ -272,30 +280,22 @@ async fn handshakes(args: &Args) -> Result<(), Error> {
     Ok(())
 }
 
-async fn idle(args: &Args) -> Result<(), Error> {
-    let connector = connector(false)?;
-    let req = Arc::new(request(args.header.as_deref(), false));
-    let started = Instant::now();
-    let mut open = Vec::with_capacity(args.connections);
+/// Opens `n` connections, 64 handshakes in flight at a time (a burst of 10,000 at once would
+/// only measure the listen backlog), each readied by `open_one`; returns the open ones and how
+/// many failed.
+async fn open_all<F, Fut>(n: usize, open_one: F) -> (Vec<TlsStream<TcpStream>>, u64)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<TlsStream<TcpStream>, Error>> + 'static,
+{
+    let mut open = Vec::with_capacity(n);
     let mut errors = 0u64;
-    let mut buf = Vec::with_capacity(4096);
-    // 64 handshakes in flight at a time: a burst of 10,000 at once would only measure the
-    // listen backlog.
     let mut pending = tokio::task::JoinSet::new();
-    let mut started_n = 0;
-    while started_n < args.connections || !pending.is_empty() {
-        while started_n < args.connections && pending.len() < 64 {
-            let (connector, req, addr) = (connector.clone(), req.clone(), args.addr.clone());
-            pending.spawn_local(async move {
-                let (mut tls, _) = connect(&connector, &addr).await?;
-                tls.write_all(&req).await?;
-                let mut buf = Vec::with_capacity(4096);
-                match read_response(&mut tls, &mut buf).await? {
-                    200..=299 => Ok::<_, Error>(tls),
-                    status => Err(format!("status {status}").into()),
-                }
-            });
-            started_n += 1;
+    let mut started = 0;
+    while started < n || !pending.is_empty() {
+        while started < n && pending.len() < 64 {
+            pending.spawn_local(open_one());
+            started += 1;
         }
         match pending.join_next().await {
             Some(Ok(Ok(tls))) => open.push(tls),
@@ -303,15 +303,40 @@ async fn idle(args: &Args) -> Result<(), Error> {
             None => {}
         }
     }
+    (open, errors)
+}
+
+fn print_opened(open: usize, errors: u64, started: Instant) {
     println!(
         "LOADGEN {{\"phase\":\"open\",\"opened\":{},\"errors\":{},\"seconds\":{:.3}}}",
-        open.len(),
+        open,
         errors,
         started.elapsed().as_secs_f64()
     );
+}
+
+async fn idle(args: &Args) -> Result<(), Error> {
+    let connector = connector(false)?;
+    let req = Arc::new(request(args.header.as_deref(), false));
+    let started = Instant::now();
+    let (mut open, errors) = open_all(args.connections, || {
+        let (connector, req, addr) = (connector.clone(), req.clone(), args.addr.clone());
+        async move {
+            let (mut tls, _) = connect(&connector, &addr).await?;
+            tls.write_all(&req).await?;
+            let mut buf = Vec::with_capacity(4096);
+            match read_response(&mut tls, &mut buf).await? {
+                200..=299 => Ok(tls),
+                status => Err(format!("status {status}").into()),
+            }
+        }
+    })
+    .await;
+    print_opened(open.len(), errors, started);
     tokio::time::sleep(Duration::from_secs_f64(args.hold_seconds)).await;
     // Which survived the hold: one more request on each.
     let mut alive = 0u64;
+    let mut buf = Vec::with_capacity(4096);
     for tls in &mut open {
         let answered = async {
             tls.write_all(&req).await?;
@@ -329,6 +354,48 @@ async fn idle(args: &Args) -> Result<(), Error> {
     Ok(())
 }
 
+async fn slowloris(args: &Args) -> Result<(), Error> {
+    let connector = connector(false)?;
+    let started = Instant::now();
+    let (open, errors) = open_all(args.connections, || {
+        let (connector, addr) = (connector.clone(), args.addr.clone());
+        async move {
+            let (mut tls, _) = connect(&connector, &addr).await?;
+            tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+                .await?;
+            tls.flush().await?;
+            Ok(tls)
+        }
+    })
+    .await;
+    let of = open.len();
+    print_opened(of, errors, started);
+    // One byte of `x-a: b\r\n` a second on each, so the head grows forever and never ends;
+    // a connection the server has closed drops out at its first failed write.
+    let drip = b"x-a: b\r\n";
+    let deadline = Instant::now() + Duration::from_secs_f64(args.hold_seconds);
+    let mut open: Vec<_> = open.into_iter().map(Some).collect();
+    let mut round = 0usize;
+    let mut alive = of;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1).min(deadline - Instant::now())).await;
+        let byte = &drip[round % drip.len()..][..1];
+        alive = 0;
+        for slot in &mut open {
+            if let Some(tls) = slot {
+                if tls.write_all(byte).await.is_ok() && tls.flush().await.is_ok() {
+                    alive += 1;
+                } else {
+                    *slot = None;
+                }
+            }
+        }
+        round += 1;
+    }
+    println!("LOADGEN {{\"phase\":\"held\",\"alive\":{alive},\"of\":{of},\"rounds\":{round}}}");
+    Ok(())
+}
+
 fn main() -> Result<(), Error> {
     let args = parse_args()?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -338,7 +405,8 @@ fn main() -> Result<(), Error> {
     local.block_on(&rt, async {
         match args.mode.as_str() {
             "handshakes" => handshakes(&args).await,
-            _ => idle(&args).await,
+            "idle" => idle(&args).await,
+            _ => slowloris(&args).await,
         }
     })
 }
