@@ -8,8 +8,12 @@
 # binary links against the same glibc it finds at run time.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
+# What cargo reads to build the binary: the manifest and lockfile, the sources, and the
+# workspace's other parts the manifest names (the bench target, the load generator's package).
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY benches ./benches
+COPY bench/loadgen ./bench/loadgen
 # Cache mounts keep the registry and target directory between builds; the binary is copied
 # out because a cache mount is not part of the image layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
