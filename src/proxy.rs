@@ -1,5 +1,5 @@
-//! Forwarding to the application: one pooled keep-alive HTTP/1.1 client, or (with
-//! `upstream.protocol: h2c`) a pool of multiplexed HTTP/2 connections ([`multiplex`]); bodies
+//! Forwarding to the application: a pool of keep-alive HTTP/1.1 connections ([`pool`]), or
+//! (with `upstream.protocol: h2c`) a pool of multiplexed HTTP/2 connections ([`multiplex`]); bodies
 //! and trailers streamed both ways, protocol upgrades from an allow-list spliced, and upstream
 //! failures classified (connect → 502, timeout → 504, a client body that breaks its framing →
 //! 400, a stream the app reset → a reset).
@@ -20,9 +20,8 @@
 mod connector;
 mod health;
 mod multiplex;
+mod pool;
 
-use std::error::Error as _;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -38,14 +37,14 @@ use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 
 use crate::config::{self, UpstreamProtocol};
 use crate::error::ProxyError;
 use crate::headers;
 pub use connector::{UpstreamConnector, UpstreamStream};
 use multiplex::{H2Pool, StreamGuard};
+use pool::{H1Pool, Lease};
 
 /// The pooled client for the one upstream application.
 #[derive(Debug, Clone)]
@@ -61,12 +60,9 @@ pub struct Upstream {
     closing: watch::Receiver<bool>,
 }
 
-/// One per server, never moved on the request path: the size difference costs nothing, and
-/// boxing the HTTP/1.1 client would add an indirection to the default path.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum Transport {
-    Http1(Client<UpstreamConnector, SignalEnd<Incoming>>),
+    Http1(Arc<H1Pool>),
     H2c(Arc<H2Pool>),
 }
 
@@ -110,7 +106,12 @@ impl Upstream {
             connections,
         );
         let transport = match settings.protocol {
-            UpstreamProtocol::Http1 => Transport::Http1(Self::http1_client(settings, connector)),
+            UpstreamProtocol::Http1 => Transport::Http1(Arc::new(H1Pool::new(
+                connector,
+                settings.pool_max_idle,
+                settings.pool_idle_timeout,
+                settings.connect_timeout,
+            ))),
             UpstreamProtocol::H2c => Transport::H2c(Arc::new(H2Pool::new(
                 connector,
                 settings.max_streams_per_connection,
@@ -139,21 +140,6 @@ impl Upstream {
             upgrades,
             closing,
         }
-    }
-
-    fn http1_client(
-        settings: &config::Upstream,
-        connector: UpstreamConnector,
-    ) -> Client<UpstreamConnector, SignalEnd<Incoming>> {
-        Client::builder(TokioExecutor::new())
-            // Without a pool timer the idle timeout is never enforced (hyper-util #3 trap).
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(settings.pool_idle_timeout)
-            .pool_max_idle_per_host(settings.pool_max_idle)
-            // We set `Host` ourselves: the upstream sees the name the client used.
-            .set_host(false)
-            .build(connector)
     }
 
     /// Is this the HTTP/2 upstream (`h2c`)?
@@ -216,10 +202,10 @@ impl Upstream {
             deadline,
             te_trailers,
         } = outbound;
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(Scheme::HTTP);
-        parts.path_and_query = Some(path);
         if self.is_h2c() {
+            let mut parts = http::uri::Parts::default();
+            parts.scheme = Some(Scheme::HTTP);
+            parts.path_and_query = Some(path);
             // HTTP/2 names the host in `:authority`, taken from the URI; `Host` must not
             // repeat it.
             parts.authority = Some(
@@ -234,15 +220,17 @@ impl Upstream {
                     .headers_mut()
                     .insert(header::TE, HeaderValue::from_static("trailers"));
             }
+            *request.uri_mut() = Uri::from_parts(parts).map_err(|_| ProxyError::Internal)?;
         } else {
-            parts.authority = Some(self.authority.clone());
+            // The origin form (`/path?query`): the request line names no host, `Host` does,
+            // with the name the client used.
+            *request.uri_mut() = Uri::from(path);
             *request.version_mut() = Version::HTTP_11;
             match host {
                 Some(host) => request.headers_mut().insert(header::HOST, host),
                 None => request.headers_mut().remove(header::HOST),
             };
         }
-        *request.uri_mut() = Uri::from_parts(parts).map_err(|_| ProxyError::Internal)?;
         if let Some(upgrade) = &upgrade
             && upgrade.extended_connect
         {
@@ -319,15 +307,16 @@ impl Upstream {
         });
         let exchange = async {
             match &self.transport {
-                Transport::Http1(client) => client
-                    .request(request)
-                    .await
-                    .map(|r| r.map(|body| UpstreamBody::new(body, None)))
-                    .map_err(|e| classify(&e)),
-                Transport::H2c(pool) => pool
-                    .send(request.map(Either::Left))
-                    .await
-                    .map(|(r, guard)| r.map(|body| UpstreamBody::new(body, Some(guard)))),
+                Transport::Http1(pool) => pool.send(request).await.map(|(r, lease)| {
+                    r.map(|body| UpstreamBody::new(body, lease.map(Held::Connection)))
+                }),
+                Transport::H2c(pool) => {
+                    pool.send(request.map(Either::Left))
+                        .await
+                        .map(|(r, guard)| {
+                            r.map(|body| UpstreamBody::new(body, Some(Held::Stream(guard))))
+                        })
+                }
             }
         };
         tokio::pin!(exchange);
@@ -374,18 +363,27 @@ fn websocket_key() -> HeaderValue {
 }
 
 pin_project! {
-    /// The body of an upstream response; under `h2c` it holds its stream's place on the
-    /// connection until it ends.
+    /// The body of an upstream response, holding what it occupies upstream until it ends.
     pub struct UpstreamBody {
         #[pin]
         inner: Incoming,
-        guard: Option<StreamGuard>,
+        held: Option<Held>,
     }
 }
 
+/// What a response body occupies upstream while it streams.
+#[derive(Debug)]
+enum Held {
+    /// Its HTTP/1.1 connection: back to the pool when the body has been read to its end,
+    /// closed when it is dropped before.
+    Connection(Lease),
+    /// Its place among its HTTP/2 connection's streams.
+    Stream(StreamGuard),
+}
+
 impl UpstreamBody {
-    fn new(inner: Incoming, guard: Option<StreamGuard>) -> Self {
-        Self { inner, guard }
+    fn new(inner: Incoming, held: Option<Held>) -> Self {
+        Self { inner, held }
     }
 }
 
@@ -397,10 +395,25 @@ impl HttpBody for UpstreamBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
-            drop(this.guard.take());
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        let ended = match &polled {
+            Poll::Ready(None) => true,
+            // hyper's server stops polling a body that says it has ended.
+            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            Poll::Ready(Some(Err(_))) => {
+                // A failed body's connection is not used again.
+                drop(this.held.take());
+                false
+            }
+            Poll::Pending => false,
+        };
+        if ended {
+            match this.held.take() {
+                Some(Held::Connection(lease)) => lease.release(),
+                Some(Held::Stream(guard)) => drop(guard),
+                None => {}
+            }
         }
         polled
     }
@@ -487,22 +500,5 @@ async fn splice(
         _ = closing.wait_for(|closing| *closing) => {
             tracing::debug!("drain over: closing an upgraded connection");
         }
-    }
-}
-
-fn classify(error: &hyper_util::client::legacy::Error) -> ProxyError {
-    let mut source = error.source();
-    while let Some(inner) = source {
-        if let Some(io) = inner.downcast_ref::<io::Error>()
-            && io.kind() == io::ErrorKind::TimedOut
-        {
-            return ProxyError::UpstreamTimeout;
-        }
-        source = inner.source();
-    }
-    if error.is_connect() {
-        ProxyError::UpstreamConnect
-    } else {
-        ProxyError::UpstreamProtocol
     }
 }

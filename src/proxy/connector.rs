@@ -1,11 +1,10 @@
 //! Connections to the upstream: TCP (with `TCP_NODELAY` and a connect timeout) or a Unix
-//! socket. One stream type for both, so the pooled client is the same either way. Each holds
+//! socket. One stream type for both, so the pools are the same either way. Each holds
 //! one of a fixed number of slots (the descriptor budget's share for the app, see
 //! `server::descriptors`) for as long as it is open, pooled or not: at the limit, a new
 //! connection waits for a slot, within the connect timeout, while the pool may hand the
 //! request a connection that another one has finished with.
 
-use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -13,14 +12,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Uri;
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::UpstreamTarget;
+use crate::error::ProxyError;
 
 #[derive(Debug, Clone)]
 pub struct UpstreamConnector {
@@ -40,50 +38,44 @@ impl UpstreamConnector {
     }
 }
 
-impl tower_service::Service<Uri> for UpstreamConnector {
-    type Response = TokioIo<UpstreamStream>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// The URI is ignored: there is exactly one upstream, and the request URI only carries
-    /// the path the client asked for.
-    fn call(&mut self, _: Uri) -> Self::Future {
-        let target = self.target.clone();
-        let timeout = self.connect_timeout;
-        let slots = self.slots.clone();
-        Box::pin(async move {
-            let connect = async {
-                let slot = slots
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| io::Error::other("upstream connection slots closed"))?;
-                let socket = match &*target {
-                    UpstreamTarget::Tcp(addr) => {
-                        let stream = TcpStream::connect(addr.as_str()).await?;
-                        stream.set_nodelay(true)?;
-                        Socket::Tcp(stream)
-                    }
-                    UpstreamTarget::Unix(path) => {
-                        Socket::Unix(UnixStream::connect(PathBuf::from(path)).await?)
-                    }
-                };
-                Ok(UpstreamStream {
-                    socket,
-                    _slot: slot,
-                })
+impl UpstreamConnector {
+    /// A new connection to the app, within the connect timeout (which includes the wait for
+    /// a slot): a timeout is [`ProxyError::UpstreamTimeout`] (504), anything else
+    /// [`ProxyError::UpstreamConnect`] (502).
+    pub async fn open(&self) -> Result<TokioIo<UpstreamStream>, ProxyError> {
+        let connect = async {
+            let slot = self
+                .slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| io::Error::other("upstream connection slots closed"))?;
+            let socket = match &*self.target {
+                UpstreamTarget::Tcp(addr) => {
+                    let stream = TcpStream::connect(addr.as_str()).await?;
+                    stream.set_nodelay(true)?;
+                    Socket::Tcp(stream)
+                }
+                UpstreamTarget::Unix(path) => {
+                    Socket::Unix(UnixStream::connect(PathBuf::from(path)).await?)
+                }
             };
-            match tokio::time::timeout(timeout, connect).await {
-                Ok(stream) => stream.map(TokioIo::new),
-                Err(_) => Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "upstream connect timed out",
-                )),
+            Ok::<_, io::Error>(UpstreamStream {
+                socket,
+                _slot: slot,
+            })
+        };
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(stream)) => Ok(TokioIo::new(stream)),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "cannot connect to the app");
+                Err(ProxyError::UpstreamConnect)
             }
-        })
+            Err(_) => {
+                tracing::debug!("connecting to the app timed out");
+                Err(ProxyError::UpstreamTimeout)
+            }
+        }
     }
 }
 
@@ -98,12 +90,6 @@ pub struct UpstreamStream {
 enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
-}
-
-impl Connection for UpstreamStream {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
 }
 
 impl AsyncRead for UpstreamStream {

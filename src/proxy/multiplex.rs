@@ -17,13 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
+use http::{Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
-use tower_service::Service;
 
 use super::{SignalEnd, UpstreamConnector};
 use crate::error::ProxyError;
@@ -162,18 +161,7 @@ impl H2Pool {
     }
 
     async fn connect(&self) -> Result<Sender, ProxyError> {
-        let io = self
-            .connector
-            .clone()
-            .call(Uri::from_static("http://upstream/"))
-            .await
-            .map_err(|e| {
-                tracing::debug!(error = %e, "cannot connect to the app");
-                match e.kind() {
-                    std::io::ErrorKind::TimedOut => ProxyError::UpstreamTimeout,
-                    _ => ProxyError::UpstreamConnect,
-                }
-            })?;
+        let io = self.connector.open().await?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(PING_INTERVAL)
