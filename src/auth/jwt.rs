@@ -492,22 +492,20 @@ fn hash(token: &str) -> [u8; 32] {
     out
 }
 
-/// The bytes a bearer token may hold: base64url (`A-Z a-z 0-9 - _`) and `.`. A table, as the
-/// check runs over every byte of every request's token (~7,000 instructions a request for a
-/// 600-byte token with the per-byte `is_ascii_alphanumeric() || b"-_.".contains()`).
-static TOKEN_BYTES: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.';
-        b += 1;
-    }
-    table
-};
+/// The bytes a bearer token may hold: base64url (`A-Z a-z 0-9 - _`) and `.`. Classified
+/// without a branch per byte and folded with `&`, so that the compiler checks many bytes
+/// per instruction: the check runs over every byte of every request's token (measured with
+/// `bench/profile`, a 600-byte token: ~7,000 instructions with a short-circuiting
+/// `is_ascii_alphanumeric() || b"-_.".contains()`, ~3,100 with a lookup table).
+fn token_bytes(token: &[u8]) -> bool {
+    token.iter().fold(true, |ok, &b| {
+        ok & (b.is_ascii_alphanumeric() | (b == b'-') | (b == b'_') | (b == b'.'))
+    })
+}
 
 /// The token in an `Authorization: Bearer` header. Exactly one `Authorization` header, the
-/// scheme case-insensitive, one token of base64url characters and dots.
+/// scheme case-insensitive, one token of base64url characters and dots. Any other scheme is
+/// not ours to read (`None`), but its value must still be text.
 pub fn bearer_token(headers: &http::HeaderMap) -> Result<Option<&str>, TokenError> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let value = match (values.next(), values.next()) {
@@ -515,18 +513,25 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Result<Option<&str>, TokenErro
         (Some(value), None) => value,
         (Some(_), Some(_)) => return Err(TokenError::Malformed),
     };
-    let text = value.to_str().map_err(|_| TokenError::Malformed)?;
-    let (scheme, token) = text.split_once(' ').ok_or(TokenError::Malformed)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let bytes = value.as_bytes();
+    let space = bytes
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or(TokenError::Malformed)?;
+    let (scheme, rest) = (&bytes[..space], &bytes[space + 1..]);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        value.to_str().map_err(|_| TokenError::Malformed)?;
         return Ok(None);
     }
-    let token = token.trim_start_matches(' ');
-    let valid = !token.is_empty() && token.bytes().all(|b| TOKEN_BYTES[usize::from(b)]);
-    if valid {
-        Ok(Some(token))
-    } else {
-        Err(TokenError::Malformed)
+    let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    let token = &rest[start..];
+    if token.is_empty() || !token_bytes(token) {
+        return Err(TokenError::Malformed);
     }
+    // ASCII by now: this cannot fail, and costs a fraction of the check above.
+    std::str::from_utf8(token)
+        .map(Some)
+        .map_err(|_| TokenError::Malformed)
 }
 
 #[cfg(test)]
@@ -547,6 +552,17 @@ mod tests {
         assert_eq!(bearer_token(&headers(&["Bearer a.b.c"])), Ok(Some("a.b.c")));
         assert_eq!(bearer_token(&headers(&["bEaReR a.b.c"])), Ok(Some("a.b.c")));
         assert_eq!(bearer_token(&headers(&["Basic dXNlcjpwYXNz"])), Ok(None));
+        assert_eq!(
+            bearer_token(&headers(&["Bearer   a.b.c"])),
+            Ok(Some("a.b.c"))
+        );
+        // Another scheme's value is not read, but it must still be text.
+        let mut latin1 = http::HeaderMap::new();
+        latin1.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_bytes(b"Basic caf\xe9").unwrap(),
+        );
+        assert_eq!(bearer_token(&latin1), Err(TokenError::Malformed));
         for bad in [
             &["Bearer a.b.c", "Bearer d.e.f"][..],
             &["Bearer"],
