@@ -274,11 +274,14 @@ pub async fn handle(
             login::with_cookies(response, &forward.set_cookies)
         }
         // 4 and 8. Built-in endpoints and refusals answer here, never upstream.
-        Ok(Admit::Endpoint(call)) => match endpoints::answer(app, conn, call, request).await {
-            Ok(response) if grpc => grpc::from_answer(response, None),
-            Ok(response) => response,
-            Err(error) => refuse(error),
-        },
+        // Boxed: the endpoints' futures (the login flow's IdP calls) are large and rare.
+        Ok(Admit::Endpoint(call)) => {
+            match Box::pin(endpoints::answer(app, conn, call, request)).await {
+                Ok(response) if grpc => grpc::from_answer(response, None),
+                Ok(response) => response,
+                Err(error) => refuse(error),
+            }
+        }
         Ok(Admit::Answer(response)) if grpc => grpc::from_answer(response, None),
         Ok(Admit::Answer(response)) => response,
         Ok(Admit::Refuse(error, set_cookies)) => login::with_cookies(refuse(error), &set_cookies),
@@ -797,7 +800,9 @@ pub(crate) async fn authenticate(
     let Some(login) = &app.login else {
         return Ok(Caller::default());
     };
-    Ok(match login.session(headers).await {
+    // Boxed, like the token's verification: a session's refresh and store calls make a large
+    // future that bearer requests would otherwise carry.
+    Ok(match Box::pin(login.session(headers)).await {
         SessionState::None => Caller::default(),
         SessionState::Valid {
             principal,

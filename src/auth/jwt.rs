@@ -235,7 +235,7 @@ impl Verifier {
         memo: &TokenMemo,
     ) -> Result<Authenticated, TokenError> {
         if self.cache.is_none() {
-            return self.verify(token).await;
+            return Box::pin(self.verify(token)).await;
         }
         let now = (self.clock)();
         if let Ok(last) = memo.0.lock()
@@ -246,7 +246,10 @@ impl Verifier {
             telemetry::token_cache(true);
             return Ok(verified.clone().authenticated());
         }
-        let verified = self.verified(token, now).await?;
+        // Boxed: with its key fetches and introspection calls this future is kilobytes, which
+        // every request's future would otherwise carry and move, the connection's remembered
+        // token (above) or not.
+        let verified = Box::pin(self.verified(token, now)).await?;
         if let Ok(mut last) = memo.0.lock() {
             *last = Some((token.into(), verified.clone()));
         }
