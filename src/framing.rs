@@ -92,7 +92,7 @@ pub fn check<B>(request: &Request<B>) -> Result<Option<HeaderValue>, FramingErro
 }
 
 /// The connection-specific fields RFC 9113 §8.2.2 names; `te` only as `trailers`.
-const CONNECTION_SPECIFIC: [HeaderName; 5] = [
+static CONNECTION_SPECIFIC: [HeaderName; 5] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),

@@ -15,7 +15,7 @@ use ipnet::IpNet;
 /// Headers that describe one connection and must never be forwarded (RFC 9110 §7.6.1), plus
 /// the historical ones that proxies still see (`Proxy-Connection`, `Keep-Alive`) and the
 /// settings of an `h2c` upgrade (`HTTP2-Settings`, RFC 7540 §3.2.1), which is never forwarded.
-pub const HOP_BY_HOP: [HeaderName; 10] = [
+pub static HOP_BY_HOP: [HeaderName; 10] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
@@ -101,7 +101,7 @@ pub fn single_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a
 
 /// Headers a client could use to lie about where a request came from or what it asked for.
 /// They are honoured only from trusted proxies; from anyone else they are removed.
-const FORWARDING_HEADERS: [HeaderName; 10] = [
+static FORWARDING_HEADERS: [HeaderName; 10] = [
     header::FORWARDED,
     HeaderName::from_static("x-forwarded-for"),
     HeaderName::from_static("x-forwarded-proto"),
