@@ -36,9 +36,7 @@ impl UpstreamConnector {
             slots: Arc::new(Semaphore::new(connections.clamp(1, Semaphore::MAX_PERMITS))),
         }
     }
-}
 
-impl UpstreamConnector {
     /// A new connection to the app, within the connect timeout (which includes the wait for
     /// a slot): a timeout is [`ProxyError::UpstreamTimeout`] (504), anything else
     /// [`ProxyError::UpstreamConnect`] (502).
