@@ -44,7 +44,7 @@ pub use dev::DevChoice;
 pub use oidc::{FlowSecrets, Provider, ProviderError};
 pub use pages::LoginFailure;
 use session::{CreateError, OpenedCache, RefreshCell, Store, kept_claims};
-pub use session::{SessionData, SessionState};
+pub use session::{SessionData, SessionMemo, SessionState};
 use store::RedisStore;
 
 /// More concurrent logins than this per browser, and the oldest is dropped.
@@ -365,13 +365,18 @@ impl Login {
         if !headers.contains_key(header::COOKIE) {
             return;
         }
-        let kept: Vec<String> = cookie::all(headers)
+        let mut kept = String::new();
+        for (name, value) in cookie::all(headers)
             .filter(|(name, _)| !name.starts_with(self.session.cookie_name.as_str()))
-            .map(|(name, value)| format!("{name}={value}"))
-            .collect();
+        {
+            if !kept.is_empty() {
+                kept.push_str("; ");
+            }
+            kept.extend([name, "=", value]);
+        }
         headers.remove(header::COOKIE);
         if !kept.is_empty()
-            && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
+            && let Ok(value) = HeaderValue::from_str(&kept)
         {
             headers.insert(header::COOKIE, value);
         }

@@ -33,7 +33,7 @@ use crate::auth::jwt::{TokenMemo, Verifier};
 use crate::config::{Config, ConfigErrors, Limits, UpstreamHealth};
 use crate::headers::TrustedProxies;
 use crate::identity::{IdentityHeaders, IdentityRules};
-use crate::login::Login;
+use crate::login::{Login, SessionMemo};
 use crate::otel;
 use crate::policy::{self, Policy};
 use crate::proxy::Slot;
@@ -682,6 +682,7 @@ async fn serve<IO>(
         let connection = Arc::new(Connection {
             info: conn,
             memo: TokenMemo::default(),
+            session: SessionMemo::default(),
             slot,
             peer_cert,
         });

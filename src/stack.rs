@@ -27,7 +27,7 @@ use crate::grpc;
 use crate::headers::{self, TrustedProxies, X_REQUEST_ID};
 use crate::html;
 use crate::identity::IdentityHeaders;
-use crate::login::{self, Login, SessionState};
+use crate::login::{self, Login, SessionMemo, SessionState};
 use crate::otel::{self, Child};
 use crate::path;
 use crate::policy::{AuthMode, Decision, DefaultAction, OnUnauthenticated, Policy, Route, Rule};
@@ -136,6 +136,8 @@ pub struct Connection {
     pub info: ConnInfo,
     /// The last token verified on this connection.
     pub memo: TokenMemo,
+    /// The last cookie session opened on this connection.
+    pub session: SessionMemo,
     /// The connection's place under `limits.max_connections`; a tunnel keeps it.
     pub slot: Slot,
     /// The client certificate's identity.
@@ -802,27 +804,29 @@ pub(crate) async fn authenticate(
     };
     // Boxed, like the token's verification: a session's refresh and store calls make a large
     // future that bearer requests would otherwise carry.
-    Ok(match Box::pin(login.session(headers)).await {
-        SessionState::None => Caller::default(),
-        SessionState::Valid {
-            principal,
-            set_cookies,
-            access_token,
-        } => Caller {
-            authenticated: Some(Authenticated {
+    Ok(
+        match Box::pin(login.session(headers, &conn.session)).await {
+            SessionState::None => Caller::default(),
+            SessionState::Valid {
                 principal,
-                pass_authorization: false,
-            }),
-            set_cookies,
-            access_token,
+                set_cookies,
+                access_token,
+            } => Caller {
+                authenticated: Some(Authenticated {
+                    principal,
+                    pass_authorization: false,
+                }),
+                set_cookies,
+                access_token,
+            },
+            SessionState::Ended { clear_cookies } => Caller {
+                set_cookies: clear_cookies,
+                ..Caller::default()
+            },
+            // Neither valid nor over: 503, the cookie stays, no login redirect.
+            SessionState::Unavailable => return Err(ProxyError::SessionStoreUnavailable),
         },
-        SessionState::Ended { clear_cookies } => Caller {
-            set_cookies: clear_cookies,
-            ..Caller::default()
-        },
-        // Neither valid nor over: 503, the cookie stays, no login redirect.
-        SessionState::Unavailable => return Err(ProxyError::SessionStoreUnavailable),
-    })
+    )
 }
 
 /// Does the client take trailers (`te: trailers`, which gRPC requires)?

@@ -1,7 +1,8 @@
 //! Sealed cookies (`gatehouse::login::cookie`): `Sealer::open` on arbitrary strings never
 //! panics, and whatever it opens is bound to its cookie name; sealing any value and chunking
 //! it into cookies comes back intact through `get_chunked`, and every chunk belongs to the
-//! cookie's family.
+//! cookie's family. `cookie::all` reads any header's pairs as `to_str`, `split(';')`, `trim`
+//! and `split_once('=')` do.
 //!
 //! Input: the first byte picks the mode (open arbitrary text, or round-trip a value); the
 //! rest is the text.
@@ -51,10 +52,21 @@ fuzz_target!(|data: &[u8]| {
                 let reopened = again.and_then(|s| SEALER.open::<Value>("_gatehouse", &s));
                 assert_eq!(reopened.as_ref(), Some(&value));
             }
-            // Arbitrary Cookie headers: never a panic.
-            let map = header(&text);
+            // Arbitrary Cookie headers: never a panic, and the pairs the plain string
+            // functions find (the hot path's own parsing must not read them differently).
+            let mut map = header(&text);
+            if let Ok(raw) = HeaderValue::from_bytes(rest) {
+                map.append(COOKIE, raw);
+            }
             let _ = cookie::get_chunked(&map, "_gatehouse");
-            let _ = cookie::all(&map).count();
+            let plain: Vec<(&str, &str)> = map
+                .get_all(COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|pair| pair.trim().split_once('='))
+                .collect();
+            assert_eq!(cookie::all(&map).collect::<Vec<_>>(), plain);
         }
         1 => {
             let value = Value::String(text.into_owned());

@@ -7,6 +7,7 @@
 //! (ended, signed out, refused by the provider) clears the cookie.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderValue};
@@ -53,6 +54,44 @@ pub(super) struct Opened {
 pub(super) struct OpenedCache {
     entries: moka::sync::Cache<u64, Arc<Opened>>,
     keys: foldhash::fast::RandomState,
+    /// Moves on when the cache is emptied (new session secrets): what a connection remembers
+    /// from an earlier epoch ([`SessionMemo`]) is void, and an entry opened under the old
+    /// secrets but inserted after the emptying is taken out again.
+    epoch: AtomicU64,
+}
+
+/// The cookie session last opened on one connection: a keep-alive browser sends the same
+/// cookie with every request, and comparing it (in constant time, as the shared cache does)
+/// costs less than the keyed hash and the shared cache's lookup (`bench/profile`,
+/// `h1-session`).
+///
+/// A sign-out does not void it: a sealed cookie cannot be revoked (a copy opens again), and
+/// the browser that signed out no longer sends it. New session secrets do (the epoch).
+#[derive(Default)]
+pub struct SessionMemo(std::sync::Mutex<Option<(Arc<Opened>, u64)>>);
+
+impl std::fmt::Debug for SessionMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionMemo").finish_non_exhaustive()
+    }
+}
+
+impl SessionMemo {
+    fn recall(&self, sealed: &str, epoch: u64) -> Option<Arc<Opened>> {
+        let last = self.0.lock().ok()?;
+        let (opened, at) = last.as_ref()?;
+        (*at == epoch && same(&opened.sealed, sealed)).then(|| opened.clone())
+    }
+
+    fn remember(&self, opened: Arc<Opened>, epoch: u64) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some((opened, epoch));
+        }
+    }
+}
+
+fn same(a: &str, b: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
 }
 
 impl OpenedCache {
@@ -66,27 +105,47 @@ impl OpenedCache {
                 .expire_after(UntilRefresh)
                 .build(),
             keys: foldhash::fast::RandomState::default(),
+            epoch: AtomicU64::new(0),
         }
+    }
+
+    /// Read before the session secrets are: see [`OpenedCache::insert`].
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 
     fn key(&self, sealed: &str) -> u64 {
         std::hash::BuildHasher::hash_one(&self.keys, sealed)
     }
 
-    /// The session opened from exactly `sealed`, if it is remembered.
-    fn get(&self, sealed: &str) -> Option<Arc<Opened>> {
-        self.entries.get(&self.key(sealed)).filter(|opened| {
-            aws_lc_rs::constant_time::verify_slices_are_equal(
-                opened.sealed.as_bytes(),
-                sealed.as_bytes(),
-            )
-            .is_ok()
-        })
+    /// The session opened from exactly `sealed`, if this connection or the cache remembers it.
+    fn get_on(&self, sealed: &str, memo: &SessionMemo, epoch: u64) -> Option<Arc<Opened>> {
+        if let Some(opened) = memo.recall(sealed, epoch) {
+            return Some(opened);
+        }
+        let opened = self.get(sealed)?;
+        memo.remember(opened.clone(), epoch);
+        Some(opened)
     }
 
-    fn insert(&self, opened: Opened) {
+    /// The session opened from exactly `sealed`, if it is remembered.
+    fn get(&self, sealed: &str) -> Option<Arc<Opened>> {
         self.entries
-            .insert(self.key(&opened.sealed), Arc::new(opened));
+            .get(&self.key(sealed))
+            .filter(|opened| same(&opened.sealed, sealed))
+    }
+
+    /// Remembers a session opened with the secrets as they were at `epoch`; if they changed
+    /// meanwhile, the entry is taken out again (the emptying may have run before the insert).
+    fn insert(&self, opened: Opened, memo: &SessionMemo, epoch: u64) {
+        let key = self.key(&opened.sealed);
+        let opened = Arc::new(opened);
+        self.entries.insert(key, opened.clone());
+        if self.epoch() == epoch {
+            memo.remember(opened, epoch);
+        } else {
+            self.entries.invalidate(&key);
+        }
     }
 
     fn forget(&self, sealed: &str) {
@@ -95,8 +154,9 @@ impl OpenedCache {
         }
     }
 
-    /// Every entry, when the session secrets change.
+    /// Every entry, and every connection's memo, when the session secrets change.
     pub(super) fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.entries.invalidate_all();
     }
 }
@@ -220,19 +280,21 @@ pub(super) enum Store {
 
 impl Login {
     /// The session of a request, refreshed when its tokens have expired.
-    pub async fn session(&self, headers: &HeaderMap) -> SessionState {
+    /// `memo` is the connection's (see [`SessionMemo`]).
+    pub async fn session(&self, headers: &HeaderMap, memo: &SessionMemo) -> SessionState {
         match &self.store {
-            Store::Cookie => self.cookie_session(headers).await,
+            Store::Cookie => self.cookie_session(headers, memo).await,
             Store::Redis(store) => self.redis_session(store, headers).await,
         }
     }
 
-    async fn cookie_session(&self, headers: &HeaderMap) -> SessionState {
+    async fn cookie_session(&self, headers: &HeaderMap, memo: &SessionMemo) -> SessionState {
         let name = &self.session.cookie_name;
         let Some(sealed) = cookie::get_chunked(headers, name) else {
             return SessionState::None;
         };
-        if let Some(opened) = self.opened.get(&sealed)
+        let epoch = self.opened.epoch();
+        if let Some(opened) = self.opened.get_on(&sealed, memo, epoch)
             && (self.clock)() < opened.until
         {
             return SessionState::Valid {
@@ -257,12 +319,16 @@ impl Login {
                     ..
                 } = &state
                 {
-                    self.opened.insert(Opened {
-                        sealed: sealed.into_boxed_str(),
-                        principal: principal.clone(),
-                        access_token: access_token.clone(),
-                        until: data.expires.min(data.ends),
-                    });
+                    self.opened.insert(
+                        Opened {
+                            sealed: sealed.into_owned().into_boxed_str(),
+                            principal: principal.clone(),
+                            access_token: access_token.clone(),
+                            until: data.expires.min(data.ends),
+                        },
+                        memo,
+                        epoch,
+                    );
                 }
                 return state;
             }

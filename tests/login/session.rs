@@ -2,6 +2,7 @@
 //! (once, however many requests ask) and fixation.
 
 use futures_util::future::join_all;
+use http::StatusCode;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
@@ -407,4 +408,80 @@ async fn a_removed_secret_ends_its_sessions_even_just_after_they_were_used() {
     })
     .await;
     assert_eq!(browser.fetch("/app/after").await.status(), 401);
+}
+
+/// One request with `cookie` on `sender`'s connection; the status and the user the app saw.
+async fn on_connection(
+    fx: &Fixture,
+    sender: &mut SendRequest<BoxBody>,
+    cookie: &str,
+) -> (StatusCode, Option<String>) {
+    let seen = fx.app.seen().len();
+    let mut request = http::Request::get("https://localhost/app/kept").header("cookie", cookie);
+    for (name, value) in FETCH {
+        request = request.header(name, value);
+    }
+    let response = collect(
+        sender
+            .send_request(request.body(empty()).unwrap())
+            .await
+            .unwrap(),
+    )
+    .await;
+    let user = (fx.app.seen().len() > seen)
+        .then(|| fx.last_seen().header("x-user-id").map(str::to_owned))
+        .flatten();
+    (response.status(), user)
+}
+
+/// A connection remembers the session it last opened (a keep-alive browser sends the same
+/// cookie every time); behind a front proxy one connection carries many users' cookies, and
+/// a removed secret must end a session on a connection that just used it.
+#[tokio::test]
+async fn one_connection_tells_sessions_apart_and_forgets_them_with_their_secret() {
+    let fx = Fixture::with(Options {
+        secrets: vec!["a"],
+        ..Options::default()
+    })
+    .await;
+    let mut alice = fx.browser();
+    fx.login(&mut alice, "/app/x").await;
+    fx.idp.set_user(User::new("bob", &["reader"]));
+    let mut bob = fx.browser();
+    fx.login(&mut bob, "/app/x").await;
+    let (alice, bob) = (alice.cookie_header().unwrap(), bob.cookie_header().unwrap());
+
+    let mut sender = h2_sender(&fx.client()).await;
+    for cookie in [&alice, &alice, &bob, &bob, &alice, &bob] {
+        let want = if cookie == &alice { "alice" } else { "bob" };
+        let (status, user) = on_connection(&fx, &mut sender, cookie).await;
+        assert_eq!((status, user.as_deref()), (StatusCode::OK, Some(want)));
+    }
+    // One character changed, the remembered cookie is refused.
+    let mut altered = alice.clone().into_bytes();
+    let at = altered.len() - 10;
+    altered[at] = if altered[at] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    assert_eq!(
+        on_connection(&fx, &mut sender, &altered).await,
+        (StatusCode::UNAUTHORIZED, None)
+    );
+
+    // The only secret is replaced: the same connection, with the cookie it just used, is
+    // refused once the new secret is read.
+    assert_eq!(
+        on_connection(&fx, &mut sender, &alice).await.0,
+        StatusCode::OK
+    );
+    std::fs::write(
+        fx.pki.dir.path().join("secret-a"),
+        format!("{}{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4()),
+    )
+    .unwrap();
+    let (fx, alice) = (&fx, &alice);
+    eventually("the remembered session is refused", WAIT, || {
+        let mut sender = sender.clone();
+        async move { on_connection(fx, &mut sender, alice).await.0 == StatusCode::UNAUTHORIZED }
+    })
+    .await;
 }
